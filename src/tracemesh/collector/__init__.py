@@ -1,0 +1,1 @@
+"""The write path: receivers decode, the pipeline queues and batches, storage writes."""

@@ -1,0 +1,1 @@
+"""One module per wire protocol a client uses to send spans."""

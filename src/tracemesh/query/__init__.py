@@ -1,0 +1,1 @@
+"""The read path: query service (adjusters, capabilities) and the Jaeger HTTP APIs."""

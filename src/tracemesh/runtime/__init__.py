@@ -1,0 +1,1 @@
+"""Process plumbing: ports, configuration, owned background tasks, own metrics and logs."""

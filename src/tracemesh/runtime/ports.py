@@ -1,0 +1,16 @@
+"""Every default port in one place; Jaeger's numbers, so existing clients work unchanged."""
+
+from __future__ import annotations
+
+OTLP_GRPC = 4317
+OTLP_HTTP = 4318
+AGENT_JAEGER_COMPACT = 6831  # UDP
+AGENT_JAEGER_BINARY = 6832  # UDP
+AGENT_ZIPKIN_COMPACT = 5775  # UDP
+AGENT_SAMPLING_HTTP = 5778
+COLLECTOR_GRPC = 14250
+COLLECTOR_HTTP = 14268
+ZIPKIN_HTTP = 9411
+QUERY_GRPC = 16685
+QUERY_HTTP = 16686
+ADMIN_HTTP = 14269

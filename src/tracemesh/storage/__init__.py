@@ -1,0 +1,1 @@
+"""Span storage: the contract in `api`, one folder per backend."""

@@ -1,0 +1,1 @@
+"""Memory storage: newest traces in RAM, oldest evicted past `--memory.max-traces`."""
