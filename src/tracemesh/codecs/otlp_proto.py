@@ -159,7 +159,12 @@ def span_from_pb(span: PbSpan, resource: Resource, scope: Scope) -> Span:
         kind=SpanKind(span.kind) if 0 <= span.kind <= 5 else SpanKind.UNSPECIFIED,
         attributes=attributes_from_pb(span.attributes),
         events=[
-            Event(e.time_unix_nano, e.name, attributes_from_pb(e.attributes), e.dropped_attributes_count)
+            Event(
+                e.time_unix_nano,
+                e.name,
+                attributes_from_pb(e.attributes),
+                e.dropped_attributes_count,
+            )
             for e in span.events
         ],
         links=[
@@ -239,7 +244,7 @@ def span_to_pb(span: Span) -> PbSpan:
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
         name=span.name,
-        kind=int(span.kind),
+        kind=int(span.kind),  # type: ignore[arg-type]
         start_time_unix_nano=span.start_ns,
         end_time_unix_nano=span.end_ns,
         trace_state=span.trace_state,
@@ -266,7 +271,7 @@ def span_to_pb(span: Span) -> PbSpan:
         )
         attributes_to_pb(link.attributes, lk.attributes)
     if span.status.code or span.status.message:
-        pb.status.code = int(span.status.code)
+        pb.status.code = int(span.status.code)  # type: ignore[assignment]
         pb.status.message = span.status.message
     return pb
 

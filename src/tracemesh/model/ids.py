@@ -1,4 +1,4 @@
-"""Trace and span ids: 16- and 8-byte big-endian values, shown as lowercase hex the way Jaeger does."""
+"""Trace and span ids: 16- and 8-byte big-endian values, shown as lowercase hex as Jaeger does."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _parse_hex(text: str, size: int, what: str) -> bytes:
 
 
 def parse_trace_id(text: str) -> bytes:
-    """Parse a hex trace id (leading zeros optional; 64-bit ids become 16 bytes with a zero high half)."""
+    """Parse a hex trace id; leading zeros are optional and a 64-bit id gets a zero high half."""
     return _parse_hex(text, TRACE_ID_SIZE, "trace id")
 
 
@@ -49,11 +49,13 @@ def parse_trace_id_hex_or_base64(text: str) -> bytes:
     """api_v3 accepts a hex id or the base64 form of its 16 bytes; hex is tried first."""
     try:
         return parse_trace_id(text)
-    except InvalidIDError:
+    except InvalidIDError as hex_error:
         try:
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidIDError(f"trace id is neither hex nor base64: {text[:80]!r}") from None
+        if not raw:
+            raise hex_error from None
         if len(raw) not in (SPAN_ID_SIZE, TRACE_ID_SIZE):
             raise InvalidIDError(f"base64 trace id must decode to 8 or 16 bytes, got {len(raw)}")
         return normalize_trace_id(raw)
@@ -72,7 +74,9 @@ def normalize_trace_id(raw: bytes) -> bytes:
 
 def trace_id_from_ints(high: int, low: int) -> bytes:
     """Jaeger Thrift carries ids as signed i64 halves; they are unsigned bit patterns."""
-    return (high & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + (low & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+    return (high & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + (low & 0xFFFFFFFFFFFFFFFF).to_bytes(
+        8, "big"
+    )
 
 
 def span_id_from_int(value: int) -> bytes:

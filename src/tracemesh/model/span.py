@@ -1,4 +1,4 @@
-"""The canonical span: OTLP's shape (resource, scope, events, links, status) plus query-side warnings.
+"""The canonical span: OTLP's shape (resource, scope, events, links, status) plus warnings.
 
 Jaeger's references map onto it as OTLP's translator does: the parent is `parent_span_id`, every
 other reference is a link whose `opentracing.ref_type` attribute says `child_of` or `follows_from`.

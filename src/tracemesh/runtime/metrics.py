@@ -1,4 +1,4 @@
-"""tracemesh's own Prometheus metrics. One registry per process, so tests can run several servers."""
+"""tracemesh's own Prometheus metrics, in a registry per server so tests can run several."""
 
 from __future__ import annotations
 
@@ -12,20 +12,28 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.spans_received = Counter(
-            "tracemesh_spans_received", "Spans accepted by a receiver.",
-            ["receiver", "format"], registry=r,
+            "tracemesh_spans_received",
+            "Spans accepted by a receiver.",
+            ["receiver", "format"],
+            registry=r,
         )
         self.spans_rejected = Counter(
-            "tracemesh_spans_rejected", "Spans refused as invalid (bad id, negative duration...).",
-            ["receiver", "format"], registry=r,
+            "tracemesh_spans_rejected",
+            "Spans refused as invalid (bad id, negative duration...).",
+            ["receiver", "format"],
+            registry=r,
         )
         self.spans_dropped = Counter(
-            "tracemesh_spans_dropped", "Spans refused because the pipeline queue was full.",
-            ["receiver", "format"], registry=r,
+            "tracemesh_spans_dropped",
+            "Spans refused because the pipeline queue was full.",
+            ["receiver", "format"],
+            registry=r,
         )
         self.requests_failed = Counter(
-            "tracemesh_receiver_requests_failed", "Requests refused as malformed, oversized or of a wrong type.",
-            ["receiver", "format", "reason"], registry=r,
+            "tracemesh_receiver_requests_failed",
+            "Requests refused as malformed, oversized or of a wrong type.",
+            ["receiver", "format", "reason"],
+            registry=r,
         )
         self.queue_length = Gauge(
             "tracemesh_queue_length", "Spans waiting in the pipeline queue.", registry=r
@@ -34,10 +42,16 @@ class Metrics:
             "tracemesh_queue_capacity", "Spans the pipeline queue holds at most.", registry=r
         )
         self.spans_written = Counter(
-            "tracemesh_spans_written", "Spans handed to storage successfully.", ["storage"], registry=r
+            "tracemesh_spans_written",
+            "Spans handed to storage successfully.",
+            ["storage"],
+            registry=r,
         )
         self.write_failures = Counter(
-            "tracemesh_storage_write_failures", "Batches storage failed to write.", ["storage"], registry=r
+            "tracemesh_storage_write_failures",
+            "Batches storage failed to write.",
+            ["storage"],
+            registry=r,
         )
         self.traces_stored = Gauge(
             "tracemesh_traces_stored", "Traces held by storage now.", ["storage"], registry=r
@@ -46,7 +60,8 @@ class Metrics:
             "tracemesh_spans_stored", "Spans held by storage now.", ["storage"], registry=r
         )
         self.query_latency = Histogram(
-            "tracemesh_query_latency_seconds", "Time to answer a query API request.",
+            "tracemesh_query_latency_seconds",
+            "Time to answer a query API request.",
             ["endpoint", "status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,

@@ -61,7 +61,9 @@ class TraceReader(Protocol):
         """Every service name that has spans, sorted."""
         ...
 
-    async def get_operations(self, service: str, span_kind: SpanKind | None = None) -> list[Operation]:
+    async def get_operations(
+        self, service: str, span_kind: SpanKind | None = None
+    ) -> list[Operation]:
         """Operations of `service` (of one span kind when given), sorted by name then kind;
         an empty list for an unknown service."""
         ...
