@@ -50,15 +50,16 @@ def parse_trace_id_hex_or_base64(text: str) -> bytes:
     try:
         return parse_trace_id(text)
     except InvalidIDError as hex_error:
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidIDError(f"trace id is neither hex nor base64: {text[:80]!r}") from None
-        if not raw:
-            raise hex_error from None
-        if len(raw) not in (SPAN_ID_SIZE, TRACE_ID_SIZE):
-            raise InvalidIDError(f"base64 trace id must decode to 8 or 16 bytes, got {len(raw)}")
-        return normalize_trace_id(raw)
+        error = hex_error
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidIDError(f"trace id is neither hex nor base64: {text[:80]!r}") from None
+    if not raw:
+        raise error
+    if len(raw) not in (SPAN_ID_SIZE, TRACE_ID_SIZE):
+        raise InvalidIDError(f"base64 trace id must decode to 8 or 16 bytes, got {len(raw)}")
+    return normalize_trace_id(raw)
 
 
 def normalize_trace_id(raw: bytes) -> bytes:

@@ -1,0 +1,5 @@
+"""`python -m tracemesh` runs all-in-one."""
+
+from tracemesh.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""The bounded queue between receivers and storage: receivers submit batches, one task writes them.
+
+The queue is measured in spans, not requests, so its bound is a memory bound. When adding a batch
+would exceed it, `submit` refuses at once with `QueueFullError` and the receiver tells the client
+to retry later (HTTP 503, gRPC UNAVAILABLE): a span is either refused or acknowledged, and every
+acknowledged span is written or, only after bounded retries fail, counted and logged as lost.
+All methods must be called from the event loop the pipeline was started in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+
+from prometheus_client import Counter
+
+from tracemesh.model.batch import SpanBatch
+from tracemesh.runtime.metrics import Metrics
+from tracemesh.runtime.tasks import TaskOwner
+from tracemesh.storage.api import SpanWriter, StorageError
+
+log = logging.getLogger("tracemesh.pipeline")
+
+# Where spans lost after acknowledgement are counted: spans_dropped{receiver="pipeline"}.
+LOST_RECEIVER = "pipeline"
+
+
+class QueueFullError(Exception):
+    """The queue has no room for the batch now; the client should retry later."""
+
+
+class PipelineClosedError(Exception):
+    """The pipeline is stopping and takes no more spans; the client should retry elsewhere."""
+
+
+class Pipeline:
+    """A span-bounded FIFO of `SpanBatch` drained by one consumer task into a `SpanWriter`.
+
+    The consumer merges queued batches into writes of up to `batch_spans` spans (no rows are
+    copied: groups are concatenated). When fewer are queued it waits up to `flush_interval` for
+    more, unless `flush()` or `stop()` asks for everything now. A failed write (StorageError) is
+    retried with exponential backoff, `retry_attempts` times in all, then its spans are logged
+    and counted as lost; the consumer carries on with the next batch.
+    """
+
+    def __init__(
+        self,
+        writer: SpanWriter,
+        metrics: Metrics,
+        *,
+        storage_name: str,
+        queue_spans: int = 200_000,
+        batch_spans: int = 10_000,
+        flush_interval: float = 0.05,
+        retry_attempts: int = 8,
+        retry_backoff: float = 0.1,
+        retry_backoff_max: float = 5.0,
+    ) -> None:
+        if queue_spans < 1 or batch_spans < 1:
+            raise ValueError("queue_spans and batch_spans must be positive")
+        self._writer = writer
+        self._metrics = metrics
+        self._storage_name = storage_name
+        self._queue_spans = queue_spans
+        self._batch_spans = batch_spans
+        self._flush_interval = flush_interval
+        self._retry_attempts = max(1, retry_attempts)
+        self._retry_backoff = retry_backoff
+        self._retry_backoff_max = retry_backoff_max
+
+        self._queue: deque[tuple[SpanBatch, int]] = deque()
+        self._queued = 0  # spans in _queue
+        self._submitted = 0  # batches ever enqueued
+        self._finished = 0  # batches written or given up, in FIFO order
+        self._inflight = 0  # spans taken off the queue and being written
+        self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._tasks = TaskOwner()
+        self._consumer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failing = False  # the last write attempt failed
+        self.spans_lost = 0
+
+        # Metric children looked up once: `.labels()` costs more than the increment itself.
+        self._received: dict[tuple[str, str], Counter] = {}
+        self._dropped: dict[tuple[str, str], Counter] = {}
+        self._written = metrics.spans_written.labels(storage_name)
+        self._write_failures = metrics.write_failures.labels(storage_name)
+        metrics.queue_capacity.set(queue_spans)
+        metrics.queue_length.set(0)
+
+    # ---- receiver side -------------------------------------------------------------------------
+
+    def submit(self, batch: SpanBatch, receiver: str, fmt: str) -> None:
+        """Enqueue `batch` (the pipeline owns it from now on) or raise without blocking.
+
+        A batch larger than the whole queue is admitted into an empty queue, so that no request
+        is refused forever; otherwise the bound is strict.
+        """
+        if self._closing or self._consumer is None:
+            raise PipelineClosedError("the pipeline is not running")
+        count = batch.span_count
+        if count == 0:
+            return
+        queued = self._queued
+        if queued + count > self._queue_spans and queued:
+            self._counter(self._dropped, self._metrics.spans_dropped, receiver, fmt).inc(count)
+            raise QueueFullError(
+                f"queue full ({queued} of {self._queue_spans} spans queued); retry later"
+            )
+        self._queue.append((batch, count))
+        self._queued = queued + count
+        self._submitted += 1
+        self._metrics.queue_length.set(self._queued)
+        self._counter(self._received, self._metrics.spans_received, receiver, fmt).inc(count)
+        # Wake the consumer only when it has something new to do: start lingering, or write now.
+        if (queued == 0 or self._queued >= self._batch_spans) and self._wakeup is not None:
+            self._wakeup.set()
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued
+
+    @property
+    def healthy(self) -> bool:
+        """Running, consumer alive and the last write succeeded."""
+        return (
+            self._consumer is not None
+            and not self._consumer.done()
+            and not self._closing
+            and not self._failing
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            raise RuntimeError("pipeline already started")
+        self._wakeup = asyncio.Event()
+        self._consumer = self._tasks.spawn(f"pipeline:{self._storage_name}", self._run())
+
+    async def flush(self) -> None:
+        """Return once every batch submitted before this call is written (or given up)."""
+        target = self._submitted
+        if self._finished >= target:
+            return
+        if self._consumer is None or self._consumer.done():
+            raise RuntimeError("pipeline is not running; nothing will drain the queue")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append((target, future))
+        self._wake()
+        await future
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Refuse new spans, write everything queued, then return. Spans still queued when
+        `timeout` runs out are logged and counted as lost."""
+        self._closing = True
+        consumer = self._consumer
+        if consumer is None:
+            return
+        self._wake()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(consumer)
+        except TimeoutError:
+            await self._tasks.cancel_all()
+            if self._queued or self._inflight:
+                self._lose(self._queued + self._inflight, f"stop timed out after {timeout}s")
+                self._queue.clear()
+                self._inflight = 0
+                self._queued = 0
+                self._metrics.queue_length.set(0)
+        finally:
+            self._finished = self._submitted
+            self._release_flush_waiters()
+
+    # ---- consumer ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        wakeup = self._wakeup
+        assert wakeup is not None
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            await self._linger(wakeup)
+            batch, batches = self._take()
+            self._inflight = batch.span_count
+            await self._write(batch)
+            self._inflight = 0
+            self._finished += batches
+            self._release_flush_waiters()
+
+    async def _linger(self, wakeup: asyncio.Event) -> None:
+        """Wait up to flush_interval for a full batch, so storage gets fewer, larger writes."""
+        deadline = time.monotonic() + self._flush_interval
+        while self._queued < self._batch_spans and not self._closing and not self._flush_waiters:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await wakeup.wait()
+
+    def _take(self) -> tuple[SpanBatch, int]:
+        """Pop batches up to batch_spans (at least one) and merge them without copying rows."""
+        queue = self._queue
+        first, total = queue.popleft()
+        batches = 1
+        if queue and total + queue[0][1] <= self._batch_spans:
+            groups = list(first.groups)
+            while queue and total + queue[0][1] <= self._batch_spans:
+                batch, count = queue.popleft()
+                groups.extend(batch.groups)
+                total += count
+                batches += 1
+            first = SpanBatch(groups)
+        self._queued -= total
+        self._metrics.queue_length.set(self._queued)
+        return first, batches
+
+    async def _write(self, batch: SpanBatch) -> None:
+        count = batch.span_count
+        delay = self._retry_backoff
+        for attempt in range(1, self._retry_attempts + 1):
+            try:
+                await self._writer.write(batch)
+            except StorageError as exc:
+                self._failing = True
+                self._write_failures.inc()
+                if attempt == self._retry_attempts:
+                    self._lose(count, f"storage failed {attempt} times, last: {exc!r}")
+                    return
+                log.warning(
+                    "writing %d spans to %s failed (attempt %d of %d), retrying in %.2fs: %r",
+                    count, self._storage_name, attempt, self._retry_attempts, delay, exc,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_backoff_max)
+            except Exception:
+                # A bug, not an outage: retrying would fail the same way. Keep the consumer alive.
+                self._failing = True
+                self._write_failures.inc()
+                log.exception("writer %s raised unexpectedly", self._storage_name)
+                self._lose(count, "writer raised an unexpected exception")
+                return
+            else:
+                self._failing = False
+                self._written.inc(count)
+                return
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _lose(self, count: int, why: str) -> None:
+        self.spans_lost += count
+        self._metrics.spans_dropped.labels(LOST_RECEIVER, self._storage_name).inc(count)
+        log.error(
+            "LOST %d acknowledged spans bound for %s: %s (%d lost so far)",
+            count, self._storage_name, why, self.spans_lost,
+        )  # fmt: skip
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _release_flush_waiters(self) -> None:
+        if not self._flush_waiters:
+            return
+        done = self._finished
+        pending = []
+        for target, future in self._flush_waiters:
+            if target <= done:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                pending.append((target, future))
+        self._flush_waiters = pending
+
+    @staticmethod
+    def _counter(
+        cache: dict[tuple[str, str], Counter], family: Counter, receiver: str, fmt: str
+    ) -> Counter:
+        child = cache.get((receiver, fmt))
+        if child is None:
+            child = cache[(receiver, fmt)] = family.labels(receiver, fmt)
+        return child

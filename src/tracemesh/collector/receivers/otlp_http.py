@@ -1,0 +1,292 @@
+"""OTLP/HTTP receiver: `POST /v1/traces` with protobuf or JSON bodies, as a plain ASGI app.
+
+Plain ASGI rather than a framework route: this is the only endpoint, and owning the receive loop
+lets the size limit apply while the body streams in (and again after gunzip), so an oversized
+body is refused without ever being buffered. Status codes follow the OTLP spec: 200 (with
+`partial_success` when spans were rejected), 400 bad data, 413 too large, 415 unsupported type or
+encoding, 405 wrong method, 503 + Retry-After when the queue is full (OTLP clients retry 503).
+Every 4xx/5xx body is a `google.rpc.Status`, in the request's encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Sequence
+
+import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+from prometheus_client import Counter
+from starlette.types import Receive, Scope, Send
+
+from tracemesh.codecs import DecodeError
+from tracemesh.codecs.otlp_json import request_from_json
+from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, parse_request
+from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
+from tracemesh.runtime.metrics import Metrics
+
+log = logging.getLogger("tracemesh.receivers.otlp_http")
+
+RECEIVER = "otlp_http"
+TRACES_PATH = "/v1/traces"
+MiB = 1 << 20
+RETRY_AFTER_SECONDS = 1
+
+PROTOBUF = b"application/x-protobuf"
+JSON = b"application/json"
+_FORMATS = {PROTOBUF: "proto", JSON: "json"}
+_DECOMPRESSORS = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}  # zlib wbits: gzip / zlib wrapper
+
+# gRPC codes carried in Status.code; the spec lets clients ignore them, they help debugging.
+_GRPC_CODE = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}
+
+
+def encode_status(code: int, message: str, details: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """A serialized `google.rpc.Status` (code, message, details as (type_url, value) Anys).
+
+    Hand-encoded because the googleapis protos are not a runtime dependency and the message
+    has three fields."""
+    out = bytearray()
+    if code:
+        out += b"\x08" + _varint(code)
+    if message:
+        out += _length_delimited(2, message.encode())
+    for type_url, value in details:
+        out += _length_delimited(
+            3, _length_delimited(1, type_url.encode()) + _length_delimited(2, value)
+        )
+    return bytes(out)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(field: int, data: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(data)) + data
+
+
+class _Refused(Exception):
+    """Ends a request with an error status; `reason` labels requests_failed."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.ctype = b""  # the request's media type once known: the error body is encoded in it
+
+
+class _Disconnected(Exception):
+    """The client went away before sending the whole body."""
+
+
+class OtlpHttpApp:
+    """The ASGI application; see `build_app`."""
+
+    def __init__(self, pipeline: Pipeline, metrics: Metrics, *, max_body_bytes: int) -> None:
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._max_body = max_body_bytes
+        self._rejected = {f: metrics.spans_rejected.labels(RECEIVER, f) for f in ("proto", "json")}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            ctype, response = await self._handle(scope, receive)
+        except _Refused as refused:
+            self._failed(_FORMATS.get(refused.ctype, "unknown"), refused.reason).inc()
+            log.debug("refused with %d: %s", refused.status, refused.message)
+            await self._refuse(send, refused)
+        except _Disconnected:
+            self._failed("unknown", "disconnected").inc()
+        else:
+            await _respond(send, 200, ctype, response)
+
+    async def _handle(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
+        """Everything up to the success body; each check raises `_Refused` with its status."""
+        if scope["path"] != TRACES_PATH:
+            raise _Refused(
+                404, "not_found", f"no such path {scope['path'][:200]!r}; use /v1/traces"
+            )
+        if scope["method"] != "POST":
+            raise _Refused(405, "method_not_allowed", f"{scope['method']} not allowed; use POST")
+        ctype, encoding, length = _content_headers(scope)
+        fmt = _FORMATS.get(ctype)
+        if fmt is None:
+            shown = ctype.decode("latin-1")[:100] or "none"
+            raise _Refused(
+                415, "unsupported_media_type",
+                f"unsupported Content-Type {shown!r}; "
+                "use application/x-protobuf or application/json",
+            )  # fmt: skip
+        try:
+            wbits = _DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
+            if wbits is None:
+                raise _Refused(
+                    415, "unsupported_encoding",
+                    f"unsupported Content-Encoding {encoding.decode('latin-1')[:100]!r}; use gzip",
+                )  # fmt: skip
+            body = await self._read_body(receive, length)
+            if wbits:
+                body = _decompress(body, wbits, self._max_body)
+            decoded = self._decode(body, fmt)
+            self._submit(decoded, fmt)
+        except _Refused as refused:
+            refused.ctype = ctype
+            raise
+        return ctype, _success_body(decoded, ctype)
+
+    async def _read_body(self, receive: Receive, length: int | None) -> bytes:
+        limit = self._max_body
+        if length is not None and length > limit:
+            raise _Refused(
+                413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _decode(self, body: bytes, fmt: str) -> DecodedBatch:
+        try:
+            request = parse_request(body) if fmt == "proto" else request_from_json(body)
+            return batch_from_request(request)
+        except DecodeError as exc:
+            raise _Refused(400, "malformed", str(exc)) from None
+
+    def _submit(self, decoded: DecodedBatch, fmt: str) -> None:
+        try:
+            self._pipeline.submit(decoded.batch, RECEIVER, fmt)
+        except QueueFullError as exc:
+            raise _Refused(503, "queue_full", str(exc)) from None
+        except PipelineClosedError as exc:
+            raise _Refused(503, "shutting_down", str(exc)) from None
+        # Counted only once accepted: a refused request comes back and would count twice.
+        if decoded.rejected:
+            self._rejected[fmt].inc(decoded.rejected)
+
+    async def _refuse(self, send: Send, refused: _Refused) -> None:
+        ctype = refused.ctype
+        code = _GRPC_CODE.get(refused.status, 2)
+        extra: list[tuple[bytes, bytes]] = []
+        if refused.status == 503:
+            extra.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+        elif refused.status == 405:
+            extra.append((b"allow", b"POST"))
+        if ctype == JSON:
+            body = orjson.dumps({"code": code, "message": refused.message})
+        else:
+            ctype, body = PROTOBUF, encode_status(code, refused.message)
+        # A refused body may be still unread: ask the client to reconnect rather than let the
+        # server read (and discard) up to gigabytes to keep the connection usable.
+        if refused.status == 413:
+            extra.append((b"connection", b"close"))
+        await _respond(send, refused.status, ctype, body, extra)
+
+    def _failed(self, fmt: str, reason: str) -> Counter:
+        return self._metrics.requests_failed.labels(RECEIVER, fmt, reason)
+
+
+def build_app(
+    pipeline: Pipeline, metrics: Metrics, *, max_body_bytes: int = 32 * MiB
+) -> OtlpHttpApp:
+    """The OTLP/HTTP trace receiver as an ASGI app (serve it with uvicorn, or mount it)."""
+    return OtlpHttpApp(pipeline, metrics, max_body_bytes=max_body_bytes)
+
+
+def _content_headers(scope: Scope) -> tuple[bytes, bytes, int | None]:
+    """Media type (no parameters), content coding and length, lowercased; length None if absent."""
+    ctype = encoding = b""
+    length: int | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            ctype = value.split(b";", 1)[0].strip().lower()
+        elif name == b"content-encoding":
+            encoding = value.strip().lower()
+        elif name == b"content-length":
+            if not value.isdigit():
+                raise _Refused(400, "malformed", "invalid Content-Length")
+            length = int(value)
+    return ctype, encoding, length
+
+
+def _decompress(body: bytes, wbits: int, limit: int) -> bytes:
+    """Inflate with an output cap, so a small gzip bomb costs at most `limit` bytes of memory.
+    Concatenated gzip members are allowed, as RFC 1952 and Python's gzip module allow them."""
+    parts: list[bytes] = []
+    size = 0
+    data = body
+    try:
+        while data:
+            inflater = zlib.decompressobj(wbits)
+            part = inflater.decompress(data, limit - size + 1)
+            size += len(part)
+            if size > limit or inflater.unconsumed_tail:
+                raise _Refused(
+                    413, "too_large", f"decompressed body exceeds the {limit}-byte limit"
+                )
+            if not inflater.eof:
+                raise _Refused(400, "malformed", "compressed body is truncated")
+            parts.append(part)
+            data = inflater.unused_data if wbits == 31 else b""
+    except zlib.error as exc:
+        raise _Refused(400, "malformed", f"cannot decompress body: {exc}") from None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _success_body(decoded: DecodedBatch, ctype: bytes) -> bytes:
+    if ctype == JSON:
+        if not decoded.rejected:
+            return b"{}"
+        # int64 fields are strings in the protobuf JSON mapping.
+        partial = {"rejectedSpans": str(decoded.rejected), "errorMessage": decoded.error}
+        return orjson.dumps({"partialSuccess": partial})
+    if not decoded.rejected:
+        return b""  # an ExportTraceServiceResponse with nothing set
+    partial_pb = ExportTracePartialSuccess(
+        rejected_spans=decoded.rejected, error_message=decoded.error
+    )
+    return ExportTraceServiceResponse(partial_success=partial_pb).SerializeToString()
+
+
+async def _respond(
+    send: Send, status: int, ctype: bytes, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to set up: the pipeline's lifecycle belongs to whoever built the app."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
