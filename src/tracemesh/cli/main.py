@@ -17,6 +17,15 @@ or the Jaeger query API at http://127.0.0.1:16686. Every flag can also be set wi
 environment variable shown in its help (TRACEMESH_...).
 """
 
+EXAMPLES = """\
+examples:
+  tracemesh all-in-one                                  default ports, memory storage
+  tracemesh all-in-one --host 0.0.0.0 --memory.max-traces 50000
+  TRACEMESH_QUERY_HTTP_PORT=8080 tracemesh all-in-one   any flag as an environment variable
+
+SIGINT or SIGTERM stops accepting spans, flushes what was accepted into storage, then exits.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -28,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "all-in-one", help="collector + query + UI in one process, memory storage (default)",
         description="Run every backend role in one process: OTLP receivers, the pipeline, "
         "storage, the Jaeger query API and UI, and the admin endpoints.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cfg.add_arguments(aio)
     return parser

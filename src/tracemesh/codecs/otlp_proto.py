@@ -52,7 +52,10 @@ def parse_request(data: bytes) -> ExportTraceServiceRequest:
 
 
 def batch_from_request(request: ExportTraceServiceRequest) -> DecodedBatch:
-    """Validate every span and pull out its index fields; invalid spans are counted, not stored."""
+    """Validate every span and pull out its index fields; invalid spans are counted, not stored.
+
+    This is the hottest loop of ingest: each field is read from upb exactly once into a local.
+    """
     out = DecodedBatch(SpanBatch())
     groups = out.batch.groups
     for resource_spans in request.resource_spans:
@@ -60,26 +63,39 @@ def batch_from_request(request: ExportTraceServiceRequest) -> DecodedBatch:
         for scope_spans in resource_spans.scope_spans:
             scope = scope_from_pb(scope_spans.scope, scope_spans.schema_url)
             rows: list[SpanRow] = []
+            append = rows.append
             for span in scope_spans.spans:
-                reason = _invalid_reason(span)
-                if reason:
-                    out.rejected += 1
-                    out.error = out.error or reason
-                    continue
-                if len(span.trace_id) == SPAN_ID_SIZE:  # 64-bit id from an old client
-                    span.trace_id = ZERO_SPAN_ID + span.trace_id
+                trace_id = span.trace_id
+                span_id = span.span_id
                 parent = span.parent_span_id
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                if (
+                    len(trace_id) != TRACE_ID_SIZE
+                    or trace_id == ZERO_TRACE_ID
+                    or len(span_id) != SPAN_ID_SIZE
+                    or span_id == ZERO_SPAN_ID
+                    or (parent and len(parent) != SPAN_ID_SIZE)
+                    or not start
+                    or end < start
+                ):
+                    reason = _invalid_reason(span)
+                    if reason:
+                        out.rejected += 1
+                        out.error = out.error or reason
+                        continue
+                    span.trace_id = trace_id = ZERO_SPAN_ID + trace_id  # a 64-bit id
                 if parent == ZERO_SPAN_ID:
                     parent = b""
-                rows.append(
+                append(
                     SpanRow(
-                        span.trace_id,
-                        span.span_id,
+                        trace_id,
+                        span_id,
                         parent,
                         span.name,
                         span.kind,
-                        span.start_time_unix_nano,
-                        span.end_time_unix_nano,
+                        start,
+                        end,
                         span.status.code,
                         span.SerializeToString(),
                     )
@@ -90,6 +106,7 @@ def batch_from_request(request: ExportTraceServiceRequest) -> DecodedBatch:
 
 
 def _invalid_reason(span: PbSpan) -> str:
+    """Why a span is refused; empty for the one tolerated oddity, a 64-bit (8-byte) trace id."""
     trace_id = span.trace_id
     if len(trace_id) not in (TRACE_ID_SIZE, SPAN_ID_SIZE) or trace_id.count(0) == len(trace_id):
         return f"span has an invalid trace id ({trace_id.hex() or 'empty'})"

@@ -38,7 +38,9 @@ RETRY_AFTER_SECONDS = 1
 PROTOBUF = b"application/x-protobuf"
 JSON = b"application/json"
 _FORMATS = {PROTOBUF: "proto", JSON: "json"}
-_DECOMPRESSORS = {b"gzip": 31, b"x-gzip": 31, b"deflate": 15}  # zlib wbits: gzip / zlib wrapper
+_GZIP, _ZLIB = 31, 15  # zlib wbits for the gzip and zlib ("deflate" in HTTP) wrappers
+_DECOMPRESSORS = {b"gzip": _GZIP, b"x-gzip": _GZIP, b"deflate": _ZLIB}
+_INFLATE_STEP = 256 * 1024
 
 # gRPC codes carried in Status.code; the spec lets clients ignore them, they help debugging.
 _GRPC_CODE = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}
@@ -235,24 +237,26 @@ def _content_headers(scope: Scope) -> tuple[bytes, bytes, int | None]:
 
 
 def _decompress(body: bytes, wbits: int, limit: int) -> bytes:
-    """Inflate with an output cap, so a small gzip bomb costs at most `limit` bytes of memory.
-    Concatenated gzip members are allowed, as RFC 1952 and Python's gzip module allow them."""
+    """Inflate in steps with a running total, so a gzip bomb costs at most `limit` bytes of memory
+    before it is refused. Concatenated gzip members are one body, as RFC 1952 allows."""
     parts: list[bytes] = []
     size = 0
     data = body
     try:
         while data:
             inflater = zlib.decompressobj(wbits)
-            part = inflater.decompress(data, limit - size + 1)
-            size += len(part)
-            if size > limit or inflater.unconsumed_tail:
-                raise _Refused(
-                    413, "too_large", f"decompressed body exceeds the {limit}-byte limit"
-                )
-            if not inflater.eof:
-                raise _Refused(400, "malformed", "compressed body is truncated")
-            parts.append(part)
-            data = inflater.unused_data if wbits == 31 else b""
+            while not inflater.eof:
+                part = inflater.decompress(data, _INFLATE_STEP)
+                if not part and len(inflater.unconsumed_tail) == len(data):
+                    raise _Refused(400, "malformed", "compressed body is truncated")
+                data = inflater.unconsumed_tail
+                size += len(part)
+                if size > limit:
+                    raise _Refused(
+                        413, "too_large", f"decompressed body exceeds the {limit}-byte limit"
+                    )
+                parts.append(part)
+            data = inflater.unused_data if wbits == _GZIP else b""
     except zlib.error as exc:
         raise _Refused(400, "malformed", f"cannot decompress body: {exc}") from None
     return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -1,0 +1,119 @@
+"""OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on grpc.aio.
+
+The method is registered with no request deserializer, so the handler gets the raw request bytes
+and decodes them itself: a malformed request becomes INVALID_ARGUMENT with our message (not a
+generic gRPC INTERNAL), and the fast path (`batch_from_request`) never builds attribute dicts.
+gzip (and deflate) from clients is undone by gRPC before the handler runs; the message size limit
+applies to the decompressed message, so a compressed bomb ends in RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceResponse,
+)
+
+from tracemesh.codecs import DecodeError
+from tracemesh.codecs.otlp_proto import batch_from_request, parse_request
+from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
+from tracemesh.collector.receivers.otlp_http import encode_status
+from tracemesh.runtime.metrics import Metrics
+
+log = logging.getLogger("tracemesh.receivers.otlp_grpc")
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+RECEIVER = "otlp_grpc"
+FORMAT = "proto"
+MiB = 1 << 20
+RETRY_DELAY_SECONDS = 1
+
+_UNAVAILABLE = 14  # google.rpc.Code
+_RETRY_INFO_URL = "type.googleapis.com/google.rpc.RetryInfo"
+# google.rpc.RetryInfo{retry_delay: Duration{seconds: RETRY_DELAY_SECONDS}}, hand-encoded.
+_RETRY_INFO = b"\x0a\x02\x08" + bytes([RETRY_DELAY_SECONDS])
+_EMPTY_RESPONSE = b""  # ExportTraceServiceResponse with partial_success unset
+
+
+def _retry_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
+    """Backpressure hints in both places clients look: OTel Python reads the bare RetryInfo
+    trailer, Go and Java read RetryInfo from the status details (grpc-status-details-bin)."""
+    status = encode_status(_UNAVAILABLE, message, [(_RETRY_INFO_URL, _RETRY_INFO)])
+    return (("google.rpc.retryinfo-bin", _RETRY_INFO), ("grpc-status-details-bin", status))
+
+
+class OtlpGrpcReceiver:
+    """Serves OTLP/gRPC trace export; `port` is the bound port once started (0 asks for any)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        *,
+        host: str,
+        port: int,
+        max_message_bytes: int = 64 * MiB,
+    ) -> None:
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self.host = host
+        self.port = port
+        self._max_message = max_message_bytes
+        self._server: Any = None
+        self._rejected = metrics.spans_rejected.labels(RECEIVER, FORMAT)
+
+    async def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", self._max_message),
+            # gRPC sets SO_REUSEPORT by default, which lets a second server share a busy port
+            # silently; we want "address in use" instead.
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(options=options)
+        handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in and out
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+        )
+        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        try:
+            self.port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: {exc}") from None
+        await server.start()
+        self._server = server
+        log.info("OTLP/gRPC receiver listening on %s:%d", self.host, self.port)
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        """Stop accepting calls; in-flight calls get `grace` seconds to finish."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    async def _export(self, request: bytes, context: Any) -> bytes:
+        try:
+            decoded = batch_from_request(parse_request(request))
+        except DecodeError as exc:
+            self._failed("malformed")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            self._pipeline.submit(decoded.batch, RECEIVER, FORMAT)
+        except QueueFullError as exc:
+            self._failed("queue_full")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
+        except PipelineClosedError as exc:
+            self._failed("shutting_down")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
+        if not decoded.rejected:
+            return _EMPTY_RESPONSE
+        self._rejected.inc(decoded.rejected)
+        partial = ExportTracePartialSuccess(
+            rejected_spans=decoded.rejected, error_message=decoded.error
+        )
+        return bytes(ExportTraceServiceResponse(partial_success=partial).SerializeToString())
+
+    def _failed(self, reason: str) -> None:
+        self._metrics.requests_failed.labels(RECEIVER, FORMAT, reason).inc()
