@@ -63,16 +63,26 @@ def start(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
     ports = {name: free_port() for name in ("otlp_grpc", "otlp_http", "query", "admin")}
     log_path = tmp / "tracemesh.log"
     cmd = [
-        sys.executable, "-m", "tracemesh", "all-in-one",
-        "--otlp.grpc-port", str(ports["otlp_grpc"]),
-        "--otlp.http-port", str(ports["otlp_http"]),
-        "--query.http-port", str(ports["query"]),
-        "--admin.http-port", str(ports["admin"]),
+        sys.executable,
+        "-m",
+        "tracemesh",
+        "all-in-one",
+        "--otlp.grpc-port",
+        str(ports["otlp_grpc"]),
+        "--otlp.http-port",
+        str(ports["otlp_http"]),
+        "--query.http-port",
+        str(ports["query"]),
+        "--admin.http-port",
+        str(ports["admin"]),
         *args,
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
             env={**os.environ, **(env or {})},
         )
     server = Server(proc, ports, log_path)

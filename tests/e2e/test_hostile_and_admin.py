@@ -17,12 +17,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from tests.e2e.server import Server, start
 
 
-def one_span_request(trace_id: bytes, span_id: bytes, start: int, end: int, value: str = "v") -> bytes:
+def one_span_request(
+    trace_id: bytes, span_id: bytes, start: int, end: int, value: str = "v"
+) -> bytes:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.add(key="service.name").value.string_value = "hostile-test"
     span = rs.scope_spans.add().spans.add(
-        trace_id=trace_id, span_id=span_id, name="op", start_time_unix_nano=start, end_time_unix_nano=end
+        trace_id=trace_id,
+        span_id=span_id,
+        name="op",
+        start_time_unix_nano=start,
+        end_time_unix_nano=end,
     )
     span.attributes.add(key="big").value.string_value = value
     return request.SerializeToString()
@@ -109,7 +115,9 @@ def test_one_megabyte_attribute_is_stored(server: Server) -> None:
         ("/api/dependencies", {"endTs": "later"}),
     ],
 )
-def test_bad_query_parameters_are_400_with_jaeger_errors(server: Server, path: str, params: dict[str, str]) -> None:
+def test_bad_query_parameters_are_400_with_jaeger_errors(
+    server: Server, path: str, params: dict[str, str]
+) -> None:
     response = httpx.get(server.query + path, params=params, timeout=10)
     assert response.status_code == 400, response.text
     body = response.json()
@@ -123,7 +131,11 @@ def test_metrics_count_per_receiver_and_format(server: Server) -> None:
     assert "tracemesh_spans_rejected_total" in text
     assert "tracemesh_queue_length" in text
     assert "tracemesh_query_latency_seconds_bucket" in text
-    stored = [line for line in text.splitlines() if line.startswith('tracemesh_spans_stored{storage="memory"}')]
+    stored = [
+        line
+        for line in text.splitlines()
+        if line.startswith('tracemesh_spans_stored{storage="memory"}')
+    ]
     assert stored and float(stored[0].split()[-1]) >= 1
 
 

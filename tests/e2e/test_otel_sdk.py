@@ -66,17 +66,24 @@ def send_trace(frontend_exporter: SpanExporter, backend_exporter: SpanExporter, 
         }
     )
     client = front.start_span(
-        "POST /charge", context=set_span_in_context(root), kind=SpanKind.CLIENT,
+        "POST /charge",
+        context=set_span_in_context(root),
+        kind=SpanKind.CLIENT,
         start_time=T0 + 1_000_000,
     )
     carrier: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(client))
     parent_ctx = TraceContextTextMapPropagator().extract(carrier)
     server = back.start_span(
-        "charge card", context=parent_ctx, kind=SpanKind.SERVER, start_time=T0 + 2_000_000,
+        "charge card",
+        context=parent_ctx,
+        kind=SpanKind.SERVER,
+        start_time=T0 + 2_000_000,
         links=[Link(other_ctx, {"link.reason": "retry-of"})],
     )
-    server.add_event("card rejected", {"decline.code": "insufficient_funds", "amount": 12}, T0 + 2_500_000)
+    server.add_event(
+        "card rejected", {"decline.code": "insufficient_funds", "amount": 12}, T0 + 2_500_000
+    )
     server.set_status(Status(StatusCode.ERROR, "card declined"))
     server.end(end_time=T0 + 3_000_000)
     client.end(end_time=T0 + 3_500_000)
@@ -145,7 +152,10 @@ def test_trace_by_id_has_every_field(server: Server, sent: Sent) -> None:
     root = spans[sent.frontend_server]
     assert root["operationName"] == "GET /checkout"
     assert root["references"] == []
-    assert root.get("flags", 0) in (0, 1)  # the Python SDK does not put trace flags in OTLP span flags
+    assert root.get("flags", 0) in (
+        0,
+        1,
+    )  # the Python SDK does not put trace flags in OTLP span flags
     assert root["startTime"] == T0 // 1000
     assert root["duration"] == 4000
     assert root["processID"] == by_service[next(k for k in by_service if k.startswith("frontend"))]
@@ -173,10 +183,14 @@ def test_trace_by_id_has_every_field(server: Server, sent: Sent) -> None:
     back = spans[sent.backend_server]
     assert back["operationName"] == "charge card"
     assert back["references"][0] == {
-        "refType": "CHILD_OF", "traceID": sent.trace_id, "spanID": sent.frontend_client,
+        "refType": "CHILD_OF",
+        "traceID": sent.trace_id,
+        "spanID": sent.frontend_client,
     }
     assert back["references"][1] == {
-        "refType": "FOLLOWS_FROM", "traceID": sent.linked_trace_id, "spanID": sent.linked_span_id,
+        "refType": "FOLLOWS_FROM",
+        "traceID": sent.linked_trace_id,
+        "spanID": sent.linked_span_id,
     }
     bt = tags(back["tags"])
     assert bt["error"] == ("bool", True)
@@ -200,12 +214,23 @@ def test_search_finds_whole_trace_by_tags_error_and_duration(server: Server, sen
     found = get(server, "/api/traces", service=backend, tags=json.dumps({"error": "true"}))
     assert [t["traceID"] for t in found["data"]] == [sent.trace_id]
     assert len(found["data"][0]["spans"]) == 3  # the whole trace, not only the matching span
-    by_event_tag = get(server, "/api/traces", service=backend, tag="decline.code:insufficient_funds")
+    by_event_tag = get(
+        server, "/api/traces", service=backend, tag="decline.code:insufficient_funds"
+    )
     assert [t["traceID"] for t in by_event_tag["data"]] == [sent.trace_id]
     # one span must satisfy every filter: the backend span lasts 1ms, so >2ms finds nothing
     assert get(server, "/api/traces", service=backend, minDuration="2ms")["data"] == []
-    assert len(get(server, "/api/traces", service=backend, minDuration="900us", maxDuration="1.1ms")["data"]) == 1
-    nothing = get(server, "/api/traces", service=backend, tags=json.dumps({"decline.code": "other"}))
+    assert (
+        len(
+            get(server, "/api/traces", service=backend, minDuration="900us", maxDuration="1.1ms")[
+                "data"
+            ]
+        )
+        == 1
+    )
+    nothing = get(
+        server, "/api/traces", service=backend, tags=json.dumps({"decline.code": "other"})
+    )
     assert nothing["data"] == []
 
 
@@ -247,7 +272,9 @@ def test_api_v3_returns_otlp_json(server: Server, sent: Sent) -> None:
         "arrayValue": {"values": [{"intValue": "1"}, {"intValue": "2"}, {"intValue": "3"}]}
     }
     services = get(server, "/api/v3/services")["services"]
-    frontend = next(s for s in services if s.startswith("frontend") and s.endswith(sent.trace_id[:0]))
+    frontend = next(
+        s for s in services if s.startswith("frontend") and s.endswith(sent.trace_id[:0])
+    )
     assert frontend
     now = time.time()
     window = {
@@ -261,13 +288,26 @@ def test_api_v3_returns_otlp_json(server: Server, sent: Sent) -> None:
     )
     backend_name = next(a["value"]["stringValue"] for a in backend if a["key"] == "service.name")
     found = get(server, "/api/v3/traces", **{"query.serviceName": backend_name, **window})
-    ids = {s["traceId"] for rs in found["result"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
+    ids = {
+        s["traceId"]
+        for rs in found["result"]["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for s in ss["spans"]
+    }
     assert ids == {sent.trace_id}
-    snake = get(server, "/api/v3/traces", **{"query.service_name": backend_name,
-                                              "query.start_time_min": window["query.startTimeMin"],
-                                              "query.start_time_max": window["query.startTimeMax"]})
+    snake = get(
+        server,
+        "/api/v3/traces",
+        **{
+            "query.service_name": backend_name,
+            "query.start_time_min": window["query.startTimeMin"],
+            "query.start_time_max": window["query.startTimeMax"],
+        },
+    )
     assert snake == found
-    summaries = get(server, "/api/v3/trace-summaries", **{"query.serviceName": backend_name, **window})
+    summaries = get(
+        server, "/api/v3/trace-summaries", **{"query.serviceName": backend_name, **window}
+    )
     (summary,) = summaries["summaries"]
     assert summary["traceId"] == sent.trace_id
     assert summary["spanCount"] == 3 and summary["errorSpanCount"] == 1

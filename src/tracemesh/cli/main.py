@@ -29,12 +29,14 @@ SIGINT or SIGTERM stops accepting spans, flushes what was accepted into storage,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tracemesh", description=DESCRIPTION,
+        prog="tracemesh",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     aio = sub.add_parser(
-        "all-in-one", help="collector + query + UI in one process, memory storage (default)",
+        "all-in-one",
+        help="collector + query + UI in one process, memory storage (default)",
         description="Run every backend role in one process: OTLP receivers, the pipeline, "
         "storage, the Jaeger query API and UI, and the admin endpoints.",
         epilog=EXAMPLES,

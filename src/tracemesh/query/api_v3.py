@@ -10,6 +10,7 @@ rejects), and `POST` is accepted on `/api/v3/traces` and `/api/v3/trace-summarie
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tracemesh.codecs.otlp_json import traces_data_json
+from tracemesh.model.attributes import AttrValue
 from tracemesh.model.span import Span
 from tracemesh.query.params import (
     ParamError,
@@ -32,6 +34,7 @@ from tracemesh.query.service import QueryService, TraceSummary
 
 Handler = Callable[[Request], Awaitable[Response]]
 NO_TRACES = "No traces found"
+WARNINGS_ATTRIBUTE = "@jaeger@warnings"  # where Jaeger's OTLP output carries adjuster warnings
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -46,13 +49,20 @@ def _json(payload: object) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
+def _with_warnings(span: Span) -> Span:
+    if not span.warnings:
+        return span
+    warnings: list[AttrValue] = list(span.warnings)
+    return dataclasses.replace(span, attributes={**span.attributes, WARNINGS_ATTRIBUTE: warnings})
+
+
 def _result(traces: Sequence[Sequence[Span]]) -> Response:
     """`{"result": TracesData}` with every trace's resourceSpans in one list; 404 when empty."""
     if not traces:
         return error(404, NO_TRACES)
     resource_spans: list[object] = []
     for spans in traces:
-        data = traces_data_json(spans)["resourceSpans"]
+        data = traces_data_json([_with_warnings(span) for span in spans])["resourceSpans"]
         assert isinstance(data, list)
         resource_spans.extend(data)
     return _json({"result": {"resourceSpans": resource_spans}})

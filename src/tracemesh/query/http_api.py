@@ -71,7 +71,7 @@ def envelope(request: Request, data: object, total: int = 0, errors: object = No
 
 
 def instrument(metrics: Metrics, name: str, handler: Handler, render: ErrorRenderer) -> Handler:
-    """Turn known errors into 400/413/500 responses and record the request's latency."""
+    """Turn known errors into 400 and 500 responses and record the request's latency."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()

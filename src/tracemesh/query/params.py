@@ -331,6 +331,9 @@ def parse_search(args: QueryArgs, now_ns: int) -> TraceSearch:
     raw = parse_raw(args, "raw")
     if min_duration and max_duration and max_duration < min_duration:
         raise ParamError("'maxDuration' should be greater than 'minDuration'")
+    if not trace_ids and not first(args, "service")[0]:
+        # Jaeger's classic API insists; attribute-only search is api_v3's (query.attributes).
+        raise ParamError("parameter 'service' is required")
     query = TraceQuery(
         service=first(args, "service")[0],
         operation=first(args, "operation")[0],

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from google.protobuf.internal import api_implementation
+from starlette.types import ASGIApp
 
 from tracemesh.collector.pipeline import Pipeline
 from tracemesh.collector.receivers import otlp_http
@@ -52,37 +54,52 @@ class Process:
     async def start(self) -> None:
         cfg = self.config
         if api_implementation.Type() != "upb":
-            log.warning("protobuf runs the %s backend; ingest is much slower than with upb",
-                        api_implementation.Type())
+            log.warning(
+                "protobuf runs the %s backend; ingest is much slower than with upb",
+                api_implementation.Type(),
+            )
         await self.storage.start()
         if COLLECTOR in self.roles:
             self.pipeline = Pipeline(
-                self.storage.writer(), self.metrics, storage_name=self.storage.name,
-                queue_spans=cfg.queue_max_spans, batch_spans=cfg.queue_batch_spans,
+                self.storage.writer(),
+                self.metrics,
+                storage_name=self.storage.name,
+                queue_spans=cfg.queue_max_spans,
+                batch_spans=cfg.queue_batch_spans,
             )
             await self.pipeline.start()
             self.grpc = OtlpGrpcReceiver(
-                self.pipeline, self.metrics, host=cfg.host, port=cfg.otlp_grpc_port,
+                self.pipeline,
+                self.metrics,
+                host=cfg.host,
+                port=cfg.otlp_grpc_port,
                 max_message_bytes=cfg.otlp_grpc_max_message_bytes,
             )
             await self.grpc.start()
             self.listening.append(("OTLP/gRPC", f"{cfg.host}:{self.grpc.port}"))
-            app = otlp_http.build_app(self.pipeline, self.metrics, max_body_bytes=cfg.otlp_max_body_bytes)
-            self._serve("OTLP/HTTP", app, cfg.otlp_http_port, "/v1/traces")
+            otlp_app = otlp_http.build_app(
+                self.pipeline, self.metrics, max_body_bytes=cfg.otlp_max_body_bytes
+            )
+            self._serve("OTLP/HTTP", otlp_app, cfg.otlp_http_port, "/v1/traces")
         if QUERY in self.roles:
             query = QueryService(self.storage)
-            app = http_api.build_app(query, self.metrics, base_path=cfg.query_base_path,
-                                     ui_dir=ui_dir(cfg))
+            app = http_api.build_app(
+                query, self.metrics, base_path=cfg.query_base_path, ui_dir=ui_dir(cfg)
+            )
             self._serve("query API + UI", app, cfg.query_http_port, cfg.query_base_path + "/")
-        self._serve("admin", admin.build_app(self.metrics, self.health), cfg.admin_http_port,
-                    "/health /metrics")
+        self._serve(
+            "admin",
+            admin.build_app(self.metrics, self.health),
+            cfg.admin_http_port,
+            "/health /metrics",
+        )
         for server in self.http:
             await server.wait_started()
         self.metrics.queue_capacity.set(cfg.queue_max_spans)
         self.tasks.spawn("storage-stats", self._storage_stats())
 
-    def _serve(self, name: str, app: object, port: int, path: str) -> None:
-        server = HttpServer(name, app, self.config.host, port)  # type: ignore[arg-type]
+    def _serve(self, name: str, app: ASGIApp, port: int, path: str) -> None:
+        server = HttpServer(name, app, self.config.host, port)
         server.start(self.tasks)
         self.http.append(server)
         self.listening.append((name, f"http://{self.config.host}:{server.port}{path}"))
@@ -124,9 +141,7 @@ class Process:
         await self.storage.close()
 
 
-def ui_dir(config: Config) -> object:
-    from pathlib import Path
-
+def ui_dir(config: Config) -> Path | None:
     if config.query_ui_dir:
         return Path(config.query_ui_dir)
     built = Path(__file__).resolve().parent.parent / "query" / "ui"

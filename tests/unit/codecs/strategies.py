@@ -16,7 +16,9 @@ scalars = st.one_of(
 )
 values: st.SearchStrategy[AttrValue] = st.recursive(
     scalars | st.none(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 attributes = st.dictionaries(st.text(max_size=12), values, max_size=5)
@@ -30,7 +32,13 @@ u64 = st.integers(min_value=1, max_value=2**64 - 1)
 def spans(draw: st.DrawFn) -> Span:
     start = draw(u64)
     resource = Resource(draw(attributes), draw(u32), draw(st.text(max_size=10)))
-    scope = Scope(draw(st.text(max_size=10)), draw(st.text(max_size=5)), draw(attributes), draw(u32), draw(st.text(max_size=5)))
+    scope = Scope(
+        draw(st.text(max_size=10)),
+        draw(st.text(max_size=5)),
+        draw(attributes),
+        draw(u32),
+        draw(st.text(max_size=5)),
+    )
     return Span(
         trace_id=draw(ids16),
         span_id=draw(ids8),
@@ -40,8 +48,14 @@ def spans(draw: st.DrawFn) -> Span:
         parent_span_id=draw(st.just(b"") | ids8),
         kind=draw(st.sampled_from(SpanKind)),
         attributes=draw(attributes),
-        events=draw(st.lists(st.builds(Event, u64, st.text(max_size=10), attributes, u32), max_size=3)),
-        links=draw(st.lists(st.builds(Link, ids16, ids8, st.text(max_size=10), attributes, u32, u32), max_size=3)),
+        events=draw(
+            st.lists(st.builds(Event, u64, st.text(max_size=10), attributes, u32), max_size=3)
+        ),
+        links=draw(
+            st.lists(
+                st.builds(Link, ids16, ids8, st.text(max_size=10), attributes, u32, u32), max_size=3
+            )
+        ),
         status=draw(st.builds(Status, st.sampled_from(StatusCode), st.text(max_size=10))),
         trace_state=draw(st.text(max_size=10)),
         flags=draw(u32),

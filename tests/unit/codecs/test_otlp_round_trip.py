@@ -68,10 +68,29 @@ def test_hostile_json_is_a_decode_error(body: bytes) -> None:
 
 
 def test_json_accepts_snake_case_and_enum_names() -> None:
-    body = orjson.dumps({"resource_spans": [{"scope_spans": [{"spans": [{
-        "trace_id": "0102030405060708090a0b0c0d0e0f10", "span_id": "0102030405060708",
-        "name": "x", "kind": "SPAN_KIND_SERVER", "start_time_unix_nano": 5, "end_time_unix_nano": "7",
-        "status": {"code": "STATUS_CODE_ERROR"}}]}]}]})
+    body = orjson.dumps(
+        {
+            "resource_spans": [
+                {
+                    "scope_spans": [
+                        {
+                            "spans": [
+                                {
+                                    "trace_id": "0102030405060708090a0b0c0d0e0f10",
+                                    "span_id": "0102030405060708",
+                                    "name": "x",
+                                    "kind": "SPAN_KIND_SERVER",
+                                    "start_time_unix_nano": 5,
+                                    "end_time_unix_nano": "7",
+                                    "status": {"code": "STATUS_CODE_ERROR"},
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+    )
     (span,) = spans_from_json(body)
     assert span.kind == 2 and span.status.code == 2 and span.duration_ns == 2
 

@@ -16,9 +16,11 @@ from tests.unit.query.traces import (
     Down,
     client_for,
     memory_storage,
+    sid,
     trace_a,
     trace_b,
 )
+from tracemesh.model.span import Link
 from tracemesh.query.service import SERVICE_REQUIRED
 
 
@@ -215,3 +217,16 @@ def test_capabilities_and_failures() -> None:
     down = client_for(Down(storage))
     assert_v3_error(down.get("/api/v3/services"), 500, "backend unreachable")
     assert_v3_error(down.get(f"/api/v3/traces/{TRACE_A.hex()}"), 500, "backend unreachable")
+
+
+def test_adjuster_warnings_are_an_attribute() -> None:
+    spans = trace_a()
+    spans[0].links.append(Link(b"", sid(9)))  # an empty link: removed with a warning
+    client = client_for(memory_storage(spans))
+    body = client.get(f"/api/v3/traces/{TRACE_A.hex()}").json()
+    root = body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert "links" not in root
+    assert root["attributes"][-1] == {
+        "key": "@jaeger@warnings",
+        "value": {"arrayValue": {"values": [{"stringValue": "Invalid span link removed"}]}},
+    }

@@ -1,0 +1,47 @@
+"""The storage contract suite's harness: every test runs once per backend on a fresh store.
+
+Adding a backend is adding one entry to BACKENDS: a function from a scratch directory to an
+unstarted `Storage`. Tests that need a capability a backend does not declare skip themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.contract.harness import Backend
+from tracemesh.storage.api import Storage
+from tracemesh.storage.memory.config import MemoryConfig
+from tracemesh.storage.memory.factory import MemoryStorage
+
+BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "memory": lambda _: MemoryStorage(MemoryConfig(max_traces=100_000)),
+}
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop per test, shared by start, every call and close: client libraries of
+    networked backends bind to the loop they were started on."""
+    event_loop = asyncio.new_event_loop()
+    yield event_loop
+    event_loop.close()
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> Iterator[Storage]:
+    """A started, empty backend; closed after the test."""
+    backend = BACKENDS[request.param](tmp_path)
+    loop.run_until_complete(backend.start())
+    yield backend
+    loop.run_until_complete(backend.close())
+
+
+@pytest.fixture
+def backend(storage: Storage, loop: asyncio.AbstractEventLoop) -> Backend:
+    return Backend(storage, loop)
