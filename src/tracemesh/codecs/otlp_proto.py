@@ -64,6 +64,7 @@ def batch_from_request(request: ExportTraceServiceRequest) -> DecodedBatch:
             scope = scope_from_pb(scope_spans.scope, scope_spans.schema_url)
             rows: list[SpanRow] = []
             append = rows.append
+            new_row = tuple.__new__  # skips NamedTuple's Python-level __new__: ~1 µs a span
             for span in scope_spans.spans:
                 trace_id = span.trace_id
                 span_id = span.span_id
@@ -88,16 +89,19 @@ def batch_from_request(request: ExportTraceServiceRequest) -> DecodedBatch:
                 if parent == ZERO_SPAN_ID:
                     parent = b""
                 append(
-                    SpanRow(
-                        trace_id,
-                        span_id,
-                        parent,
-                        span.name,
-                        span.kind,
-                        start,
-                        end,
-                        span.status.code,
-                        span.SerializeToString(),
+                    new_row(
+                        SpanRow,
+                        (
+                            trace_id,
+                            span_id,
+                            parent,
+                            span.name,
+                            span.kind,
+                            start,
+                            end,
+                            span.status.code,
+                            span.SerializeToString(),
+                        ),
                     )
                 )
             if rows:
