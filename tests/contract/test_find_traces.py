@@ -18,7 +18,7 @@ from tests.contract.traces import (
 from tracemesh.model.query import TraceQuery
 from tracemesh.model.span import SpanKind, StatusCode
 
-FOUR_TAGS = {
+FOUR_TAGS: dict[str, str | int | float | bool] = {
     "sameplacetag1": "sameplacevalue",
     "sameplacetag2": 123,
     "sameplacetag3": 72.5,

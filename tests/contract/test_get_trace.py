@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from tests.contract.harness import Backend
 from tests.contract.traces import MINUTE, MS, event, make_span, process, span_id, span_ids, trace_id
+from tracemesh.model.attributes import Attributes
 from tracemesh.model.query import TraceQuery
 from tracemesh.model.span import Event, Link, Resource, Scope, Span, SpanKind, Status, StatusCode
 
 
 def _span_with_every_field() -> Span:
-    every_type = {
+    every_type: Attributes = {
         "str": "hello, wörld ✓",
         "empty": "",
         "bool": True,

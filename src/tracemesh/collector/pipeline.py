@@ -100,7 +100,7 @@ class Pipeline:
         A batch larger than the whole queue is admitted into an empty queue, so that no request
         is refused forever; otherwise the bound is strict.
         """
-        if self._closing or self._consumer is None:
+        if self._closing or self._consumer is None or self._consumer.done():
             raise PipelineClosedError("the pipeline is not running")
         count = batch.span_count
         if count == 0:

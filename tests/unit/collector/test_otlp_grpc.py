@@ -35,7 +35,14 @@ from tests.unit.collector.harness import (
     valid_request,
 )
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.otlp_proto import batch_from_request, parse_request, request_from_spans
+from tracemesh.codecs.otlp_proto import (
+    DecodedBatch,
+    batch_from_request,
+    decode_request,
+    parse_request,
+    request_from_spans,
+)
+from tracemesh.collector.receivers import otlp_grpc
 from tracemesh.collector.receivers.otlp_grpc import OtlpGrpcReceiver
 
 
@@ -226,6 +233,27 @@ def test_a_one_megabyte_attribute_value_is_accepted(collector: Collector) -> Non
     assert collector.export(request.SerializeToString(), timeout=10) == b""
     (span,) = collector.trace(b"\x09" * 16)
     assert span.attributes["blob"] == "z" * MiB
+
+
+def test_large_requests_are_decoded_off_the_event_loop(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding 16 MB takes a good part of a second: on the loop it would stall every client."""
+    threads: list[str] = []
+
+    def spy(request: bytes) -> DecodedBatch:
+        threads.append(threading.current_thread().name)
+        return decode_request(request)
+
+    monkeypatch.setattr(otlp_grpc, "decode_request", spy)
+    small = valid_request(1, b"\x0a" * 16)
+    big = valid_request(1, b"\x0b" * 16)
+    big.resource_spans[0].scope_spans[0].spans[0].name = "n" * (2 * MiB)
+    for request in (small, big):
+        assert collector.export(request.SerializeToString(), timeout=10) == b""
+    assert threads[0] == "collector"  # the loop's thread
+    assert threads[1] != "collector"
+    assert len(collector.trace(b"\x0b" * 16)) == 1
 
 
 # ---- backpressure -------------------------------------------------------------------------------

@@ -22,7 +22,10 @@ import pytest
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace.export import SpanExportResult
 from starlette.types import Message
 
@@ -34,6 +37,8 @@ from tests.unit.collector.harness import (
     trace_id_of,
     valid_request,
 )
+from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request
+from tracemesh.collector.receivers import otlp_http
 from tracemesh.collector.receivers.otlp_http import build_app, encode_status
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -163,6 +168,29 @@ def test_a_one_megabyte_attribute_value_is_accepted(
     assert response.status_code == 200
     (span,) = collector.trace(b"\x09" * 16)
     assert span.attributes["blob"] == "z" * MiB
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_large_bodies_are_decoded_off_the_event_loop(
+    collector: Collector, client: httpx.Client, monkeypatch: pytest.MonkeyPatch, compress: bool
+) -> None:
+    threads: list[str] = []
+
+    def spy(request: ExportTraceServiceRequest, wire: bytes | None = None) -> DecodedBatch:
+        threads.append(threading.current_thread().name)
+        return batch_from_request(request, wire)
+
+    monkeypatch.setattr(otlp_http, "batch_from_request", spy)
+    big = valid_request(1, b"\x0b" * 16)
+    big.resource_spans[0].scope_spans[0].spans[0].name = os.urandom(MiB).hex()
+    for body in (valid_request(1).SerializeToString(), big.SerializeToString()):
+        headers = PROTOBUF
+        if compress:
+            body, headers = gzip.compress(body), {**PROTOBUF, "content-encoding": "gzip"}
+        assert client.post(collector.http_url, content=body, headers=headers).status_code == 200
+    assert threads[0] == "collector"  # the loop's thread
+    assert threads[1] != "collector"
+    assert len(collector.trace(b"\x0b" * 16)) == 1
 
 
 # ---- partial success ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ applies to the decompressed message, so a compressed bomb ends in RESOURCE_EXHAU
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,9 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.otlp_proto import batch_from_request, parse_request
+from tracemesh.codecs.otlp_proto import DecodedBatch, decode_request
 from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
-from tracemesh.collector.receivers.otlp_http import encode_status
+from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES, encode_status
 from tracemesh.runtime.metrics import Metrics
 
 log = logging.getLogger("tracemesh.receivers.otlp_grpc")
@@ -44,6 +45,10 @@ def _retry_trailers(message: str) -> tuple[tuple[str, bytes], ...]:
     trailer, Go and Java read RetryInfo from the status details (grpc-status-details-bin)."""
     status = encode_status(_UNAVAILABLE, message, [(_RETRY_INFO_URL, _RETRY_INFO)])
     return (("google.rpc.retryinfo-bin", _RETRY_INFO), ("grpc-status-details-bin", status))
+
+
+def _decode(request: bytes) -> DecodedBatch:
+    return decode_request(request)
 
 
 class OtlpGrpcReceiver:
@@ -95,10 +100,13 @@ class OtlpGrpcReceiver:
 
     async def _export(self, request: bytes, context: Any) -> bytes:
         try:
-            decoded = batch_from_request(parse_request(request))
+            if len(request) > OFFLOAD_BYTES:
+                decoded = await asyncio.to_thread(_decode, request)
+            else:
+                decoded = _decode(request)
         except DecodeError as exc:
             self._failed("malformed")
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))  # raises
         try:
             self._pipeline.submit(decoded.batch, RECEIVER, FORMAT)
         except QueueFullError as exc:

@@ -1,9 +1,9 @@
 """Reads of the memory backend: traces by id, search, services, operations and dependencies.
 
-Long scans hand the event loop back every few thousand traces so that ingest keeps flowing during
-a search. They walk a snapshot of the trace list, and each trace is examined without a pause, so
-a reader never sees part of a written batch within one trace. Whatever a reader keeps across a
-pause it first resolves to objects (`_resolve`): origin numbers are reused once freed.
+Long scans walk the trace ring newest first a chunk at a time and hand the event loop back between
+chunks, so that ingest keeps flowing during a search. A chunk is examined without a pause, so a
+reader never sees part of a written batch. Whatever a reader keeps across a pause it first
+resolves to objects (`_resolve`): origin numbers are reused once freed.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import Counter
+from operator import itemgetter
 
 from tracemesh.codecs.otlp_proto import span_from_row
 from tracemesh.model.dependency import DependencyLink
@@ -20,13 +21,16 @@ from tracemesh.model.span import Resource, Scope, Span, SpanKind
 from tracemesh.storage.memory.search import TraceFilter
 from tracemesh.storage.memory.store import MemoryStore, Origin, TraceEntry
 
-TRACES_PER_PAUSE = 2048  # a few ms of scanning between two turns of the event loop
-SPANS_PER_PAUSE = 512  # ~5 ms of decoding
+_id_and_origin = itemgetter(7, 6)  # (span id, origin number) of a StoredSpan
+TRACES_PER_PAUSE = 2048  # 5-30 ms of scanning between two turns of the event loop
+SPANS_PER_PAUSE = 512  # 5-20 ms of decoding
 
 ResolvedSpan = tuple[bytes, Origin]
 
 
 class MemoryReader:
+    """The `TraceReader` of the memory backend."""
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -44,17 +48,17 @@ class MemoryReader:
         if query.limit <= 0:
             return []
         search = TraceFilter(query)
-        snapshot = _newest_first(self._store)
         found: list[tuple[int, list[ResolvedSpan]]] = []
-        for begin in range(0, len(snapshot), TRACES_PER_PAUSE):
-            chunk = snapshot[begin : begin + TRACES_PER_PAUSE]
+        before = self._store.added
+        while chunk := self._store.newest_first(before, TRACES_PER_PAUSE):
             for entry in search.matching(chunk, self._store.origins):
                 found.append((entry.min_start, _resolve(self._store, entry)))
                 if len(found) == query.limit:
                     break
             if len(found) == query.limit:
                 break
-            await asyncio.sleep(0)
+            before -= TRACES_PER_PAUSE
+            await asyncio.sleep(0)  # traces that arrive meanwhile are not visited
         found.sort(key=lambda item: item[0], reverse=True)  # stable: ties stay newest-arrival first
         copies: dict[Origin, tuple[Resource, Scope]] = {}
         return [await _decode(spans, copies) for _, spans in found]
@@ -83,33 +87,34 @@ class MemoryDependencyReader:
     async def get_dependencies(self, end_ns: int, lookback_ns: int) -> list[DependencyLink]:
         begin_ns = end_ns - lookback_ns
         calls: Counter[tuple[str, str]] = Counter()
-        snapshot = _newest_first(self._store)
-        for begin in range(0, len(snapshot), TRACES_PER_PAUSE):
-            for entry in snapshot[begin : begin + TRACES_PER_PAUSE]:
-                if entry.max_start >= begin_ns and entry.min_start <= end_ns:
-                    self._count_calls(entry, begin_ns, end_ns, calls)
+        before = self._store.added
+        while chunk := self._store.newest_first(before, TRACES_PER_PAUSE):
+            # Counted by origin number first (cheap ints), named before the next pause.
+            pairs = Counter(_calls(chunk, begin_ns, end_ns))
+            origins = self._store.origins
+            for (parent, child), count in pairs.items():
+                parent_origin, child_origin = origins[parent], origins[child]
+                assert parent_origin is not None and child_origin is not None
+                calls[parent_origin.service, child_origin.service] += count
+            before -= TRACES_PER_PAUSE
             await asyncio.sleep(0)
         links = sorted(calls.items())
         return [DependencyLink(parent, child, count) for (parent, child), count in links]
 
-    def _count_calls(
-        self, entry: TraceEntry, begin_ns: int, end_ns: int, calls: Counter[tuple[str, str]]
-    ) -> None:
-        origins = self._store.origins
-        service_of: dict[bytes, int] = {}  # span id -> origin number; a duplicate's first copy wins
-        for _, _, _, _, _, _, number, span_id, _ in reversed(entry.spans):
-            service_of[span_id] = number
-        for _, start, _, _, _, _, number, _, parent in entry.spans:
-            if parent and begin_ns <= start <= end_ns:
-                parent_number = service_of.get(parent)
-                if parent_number is not None:
-                    parent_origin, origin = origins[parent_number], origins[number]
-                    assert parent_origin is not None and origin is not None
-                    calls[parent_origin.service, origin.service] += 1
 
-
-def _newest_first(store: MemoryStore) -> list[TraceEntry]:
-    return list(reversed(store.traces.values()))
+def _calls(entries: list[TraceEntry], begin_ns: int, end_ns: int) -> list[tuple[int, int]]:
+    """(parent origin, child origin) for every span in the window whose parent is in its trace."""
+    found: list[tuple[int, int]] = []
+    for entry in entries:
+        if entry.max_start < begin_ns or entry.min_start > end_ns:
+            continue
+        spans = entry.spans
+        # span id -> origin number; reversed, so that a duplicated id's first copy wins
+        origin_of = dict(map(_id_and_origin, reversed(spans)))
+        for _, start, _, _, _, _, number, _, parent in spans:
+            if parent and begin_ns <= start <= end_ns and parent in origin_of:
+                found.append((origin_of[parent], number))
+    return found
 
 
 def _resolve(store: MemoryStore, entry: TraceEntry) -> list[ResolvedSpan]:

@@ -1,8 +1,8 @@
 """Trace search over stored spans with Jaeger's rule: one span must meet every filter at once.
 
 Spans are tested cheapest first — origin (service, resource and scope tags, answered once per
-origin and query), then the columns kept beside the raw bytes, then a substring test of the raw
-OTLP bytes for each tag's attribute as protobuf encodes it. Only spans passing all that are decoded.
+origin and query), then the columns kept beside the raw bytes, then substring tests of the raw
+OTLP bytes for each tag's key and value. Only spans passing all that are decoded.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tracemesh.model.span import SpanKind, StatusCode
 from tracemesh.storage.memory.store import Origin, TraceEntry
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_ERROR_KEY = b"\x0a\x05error"  # how the attribute key `error` appears in a serialized span
+_ERROR_KEY = b"error"
 _ERROR = int(StatusCode.ERROR)
 _KIND_NAMES = {int(kind): kind.jaeger_name for kind in SpanKind}
 _STATUS_NAMES = {int(code): code.name for code in StatusCode}
@@ -38,11 +38,10 @@ class TagTest:
     def __init__(self, key: str, value: str) -> None:
         self.key = key
         self.value = value
-        self.key_bytes = _field(0x0A, key.encode())  # KeyValue.key
-        values = value_encodings(value)
-        # KeyValue.value right after the key: serialization writes fields in number order with
-        # minimal lengths, so a matching attribute leaves key bytes then one of these in `raw`.
-        self.value_bytes = None if values is None else tuple(_field(0x12, v) for v in values)
+        # What a matching attribute must leave in `raw`, however its client encoded it: the key's
+        # UTF-8 bytes, and the payload of one of the AnyValue forms whose text is `value`.
+        self.key_bytes = key.encode()
+        self.value_bytes = value_encodings(value)
 
     def on_origin(self, origin: Origin) -> bool | None:
         """True when the resource or scope settles it; None when the span itself must be looked at;
@@ -55,18 +54,14 @@ class TagTest:
 
     def on_span(self, raw: bytes, kind: int, status: int) -> bool | None:
         """From the stored columns and raw bytes: False rules the span out, None means decode."""
-        key = self.key_bytes
-        at = raw.find(key)
-        if at < 0:
-            return False
         values = self.value_bytes
-        if values is None:
-            return None
-        while at >= 0:  # one pass of `find` beats one `in` per candidate value
-            if raw.startswith(values, at + len(key)):
-                return None
-            at = raw.find(key, at + 1)
-        return False
+        if values is not None:
+            for payload in values:  # usually the more selective test, so first
+                if payload in raw:
+                    break
+            else:
+                return False
+        return None if self.key_bytes in raw else False
 
     def on_pb(self, span: PbSpan) -> bool:
         if _has(span.attributes, self.key, self.value):
@@ -247,11 +242,18 @@ def _has(pairs: Iterable[KeyValue], key: str, value: str) -> bool:
 
 
 def value_encodings(text: str) -> tuple[bytes, ...] | None:
-    """Every AnyValue encoding whose text form is `text`; a span holding an attribute with that
-    text contains one of them. None when the set is open-ended (arrays, kvlists, empty, NaN)."""
+    """Byte strings of which a serialized span holds at least one when it has an attribute whose
+    text form is `text`: the string's UTF-8, a bool's, an int64's varint or a double's 8 bytes
+    (each after its AnyValue field tag), the bytes behind canonical base64. None when no such set
+    exists (arrays, kvlists, empty values, NaN).
+
+    Only payloads and one-byte field tags are used, never length prefixes or field order, so any
+    protobuf encoder's output qualifies (`raw` is a slice of what the client sent); the one
+    assumption is that tags and integers are written as minimal varints, as every encoder does.
+    """
     if not text or text[0] in "[{" or text in ("NaN", "+Inf", "-Inf"):
         return None
-    encodings = [_field(0x0A, text.encode())]  # string_value
+    encodings = [text.encode()]  # string_value
     if text in ("true", "false"):
         encodings.append(b"\x10\x01" if text == "true" else b"\x10\x00")  # bool_value
     integer = _parse_int(text)
@@ -263,8 +265,8 @@ def value_encodings(text: str) -> tuple[bytes, ...] | None:
         if number == 0:  # -0.0 prints as "0" too
             encodings.append(b"\x21" + struct.pack("<d", -number))
     decoded = _parse_base64(text)
-    if decoded is not None:
-        encodings.append(_field(0x3A, decoded))  # bytes_value
+    if decoded:
+        encodings.append(decoded)  # bytes_value
     return tuple(encodings)
 
 
@@ -292,10 +294,6 @@ def _parse_base64(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return decoded if base64.b64encode(decoded).decode("ascii") == text else None
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(payload)) + payload
 
 
 def _varint(value: int) -> bytes:
