@@ -24,10 +24,6 @@ from tracemesh.storage.api import SpanWriter, StorageError
 
 log = logging.getLogger("tracemesh.pipeline")
 
-# Where spans lost after acknowledgement are counted: spans_dropped{receiver="pipeline"}.
-LOST_RECEIVER = "pipeline"
-
-
 class QueueFullError(Exception):
     """The queue has no room for the batch now; the client should retry later."""
 
@@ -260,7 +256,7 @@ class Pipeline:
 
     def _lose(self, count: int, why: str) -> None:
         self.spans_lost += count
-        self._metrics.spans_dropped.labels(LOST_RECEIVER, self._storage_name).inc(count)
+        self._metrics.spans_lost.labels(self._storage_name).inc(count)
         log.error(
             "LOST %d acknowledged spans bound for %s: %s (%d lost so far)",
             count, self._storage_name, why, self.spans_lost,

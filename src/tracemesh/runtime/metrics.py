@@ -29,6 +29,12 @@ class Metrics:
             ["receiver", "format"],
             registry=r,
         )
+        self.spans_lost = Counter(
+            "tracemesh_spans_lost",
+            "Acknowledged spans storage never took, after every retry. Should stay 0.",
+            ["storage"],
+            registry=r,
+        )
         self.requests_failed = Counter(
             "tracemesh_receiver_requests_failed",
             "Requests refused as malformed, oversized or of a wrong type.",
