@@ -62,8 +62,13 @@ def make_request(seed: int) -> tuple[bytes, bytes]:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     service = f"service-{seed % 10}"
-    rs.resource.attributes.extend([kv("service.name", service), kv("host.name", f"host-{seed % 7}"),
-                                   kv("process.pid", 1000 + seed % 50)])
+    rs.resource.attributes.extend(
+        [
+            kv("service.name", service),
+            kv("host.name", f"host-{seed % 7}"),
+            kv("process.pid", 1000 + seed % 50),
+        ]
+    )
     ss = rs.scope_spans.add()
     ss.scope.name = "bench"
     now = time.time_ns()
@@ -81,27 +86,38 @@ def make_request(seed: int) -> tuple[bytes, bytes]:
             span.kind = 2 if i == 0 else 3
             span.start_time_unix_nano = now + t * 1_000_000 + i * 1000
             span.end_time_unix_nano = span.start_time_unix_nano + rnd.randrange(1000, 5_000_000)
-            span.attributes.extend([
-                kv("http.method", "GET"), kv("http.status_code", rnd.choice([200, 200, 404, 500])),
-                kv("http.url", f"http://svc/api/v1/items/{rnd.randrange(10**6)}"),
-                kv("http.route", "/api/v1/items/{id}"), kv("net.peer.name", "10.0.0.12"),
-                kv("net.peer.port", 8080), kv("user.id", f"user-{rnd.randrange(10**4)}"),
-                kv("retry", False), kv("payload.size", rnd.random() * 1e4),
-                kv("component", "http"),
-            ])
-            event = span.events.add(time_unix_nano=span.start_time_unix_nano + 500, name="cache lookup")
+            span.attributes.extend(
+                [
+                    kv("http.method", "GET"),
+                    kv("http.status_code", rnd.choice([200, 200, 404, 500])),
+                    kv("http.url", f"http://svc/api/v1/items/{rnd.randrange(10**6)}"),
+                    kv("http.route", "/api/v1/items/{id}"),
+                    kv("net.peer.name", "10.0.0.12"),
+                    kv("net.peer.port", 8080),
+                    kv("user.id", f"user-{rnd.randrange(10**4)}"),
+                    kv("retry", False),
+                    kv("payload.size", rnd.random() * 1e4),
+                    kv("component", "http"),
+                ]
+            )
+            event = span.events.add(
+                time_unix_nano=span.start_time_unix_nano + 500, name="cache lookup"
+            )
             event.attributes.extend([kv("cache.hit", rnd.random() < 0.8)])
     return request.SerializeToString(), trace_id
 
 
-def load(protocol: str, port: int, payloads: list[bytes], rounds: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def load(
+    protocol: str, port: int, payloads: list[bytes], rounds: int, out: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     """Runs in its own process: send every payload `rounds` times with a few requests in flight."""
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {1 % os.cpu_count()})  # type: ignore[arg-type]
     started = time.perf_counter()
     if protocol == "grpc":
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
-            ("grpc.max_send_message_length", 64 << 20)])
+        channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)]
+        )
         call = channel.unary_unary(EXPORT)
         futures = []
         for _ in range(rounds):
@@ -125,10 +141,24 @@ def load(protocol: str, port: int, payloads: list[bytes], rounds: int, out: mult
 
 def run_once(protocol: str, spans: int, payloads: list[tuple[bytes, bytes]]) -> dict[str, float]:
     ports = {n: free_port() for n in ("grpc", "http", "query", "admin")}
-    cmd = [sys.executable, "-m", "tracemesh", "all-in-one", "--otlp.grpc-port", str(ports["grpc"]),
-           "--otlp.http-port", str(ports["http"]), "--query.http-port", str(ports["query"]),
-           "--admin.http-port", str(ports["admin"]), "--memory.max-traces", str(spans),
-           "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tracemesh",
+        "all-in-one",
+        "--otlp.grpc-port",
+        str(ports["grpc"]),
+        "--otlp.http-port",
+        str(ports["http"]),
+        "--query.http-port",
+        str(ports["query"]),
+        "--admin.http-port",
+        str(ports["admin"]),
+        "--memory.max-traces",
+        str(spans),
+        "--log-level",
+        "warning",
+    ]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     server = subprocess.Popen(cmd, cwd=ROOT)
@@ -149,7 +179,9 @@ def run_once(protocol: str, spans: int, payloads: list[tuple[bytes, bytes]]) -> 
         last_trace = payloads[-1][1].hex()
         result: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
         started = time.perf_counter()
-        sender = multiprocessing.Process(target=load, args=(protocol, ports[protocol], bodies, rounds, result))
+        sender = multiprocessing.Process(
+            target=load, args=(protocol, ports[protocol], bodies, rounds, result)
+        )
         sender.start()
         send_seconds = result.get(timeout=600)
         sender.join()
@@ -158,7 +190,10 @@ def run_once(protocol: str, spans: int, payloads: list[tuple[bytes, bytes]]) -> 
             query.request("GET", f"/api/traces/{last_trace}")
             response = query.getresponse()
             body = response.read()
-            if response.status == 200 and len(json.loads(body)["data"][0]["spans"]) >= SPANS_PER_TRACE * rounds:
+            if (
+                response.status == 200
+                and len(json.loads(body)["data"][0]["spans"]) >= SPANS_PER_TRACE * rounds
+            ):
                 break
             time.sleep(0.01)
         searchable_seconds = time.perf_counter() - started
@@ -176,24 +211,39 @@ def run_once(protocol: str, spans: int, payloads: list[tuple[bytes, bytes]]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--protocol", nargs="+", default=["grpc", "http"], choices=["grpc", "http"])
     args = parser.parse_args()
     # distinct payloads so traces do not repeat across requests within a run
-    payloads = [make_request(seed) for seed in range(max(1, min(args.spans // SPANS_PER_REQUEST, 1000)))]
-    print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-          f"python {sys.version.split()[0]}; {args.spans} spans per run, 10 attrs + 1 event per span")
+    payloads = [
+        make_request(seed) for seed in range(max(1, min(args.spans // SPANS_PER_REQUEST, 1000)))
+    ]
+    print(
+        f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"python {sys.version.split()[0]}; {args.spans} spans per run, 10 attrs + 1 event per span"
+    )
     for protocol in args.protocol:
         runs = [run_once(protocol, args.spans, payloads) for _ in range(args.runs)]
         for r in runs:
-            print(f"  {protocol} run: accepted {r['accepted']:,.0f} spans/s, searchable {r['searchable']:,.0f} spans/s, "
-                  f"{r['rss_per_span']:,.0f} B RSS/span ({r['spans']:,.0f} spans)")
-        med = {k: statistics.median(r[k] for r in runs) for k in ("accepted", "searchable", "rss_per_span")}
-        print(f"{protocol} median of {args.runs}: accepted {med['accepted']:,.0f} spans/s "
-              f"({med['accepted'] / 10_000:.1f}x the OTel Collector's published 10k spans/s/CPU), "
-              f"searchable {med['searchable']:,.0f} spans/s, {med['rss_per_span']:,.0f} B RSS per stored span")
+            print(
+                f"  {protocol} run: accepted {r['accepted']:,.0f} spans/s, "
+                f"searchable {r['searchable']:,.0f} spans/s, "
+                f"{r['rss_per_span']:,.0f} B RSS/span ({r['spans']:,.0f} spans)"
+            )
+        med = {
+            k: statistics.median(r[k] for r in runs)
+            for k in ("accepted", "searchable", "rss_per_span")
+        }
+        print(
+            f"{protocol} median of {args.runs}: accepted {med['accepted']:,.0f} spans/s "
+            f"({med['accepted'] / 10_000:.1f}x the OTel Collector's published 10k spans/s/CPU), "
+            f"searchable {med['searchable']:,.0f} spans/s, "
+            f"{med['rss_per_span']:,.0f} B RSS per stored span"
+        )
 
 
 if __name__ == "__main__":

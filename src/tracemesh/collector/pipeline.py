@@ -24,6 +24,7 @@ from tracemesh.storage.api import SpanWriter, StorageError
 
 log = logging.getLogger("tracemesh.pipeline")
 
+
 class QueueFullError(Exception):
     """The queue has no room for the batch now; the client should retry later."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from google.protobuf.internal import api_implementation
 from starlette.types import ASGIApp
