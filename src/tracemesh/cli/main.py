@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # we log what listens ourselves
     from tracemesh.runtime.process import COLLECTOR, QUERY, run
 
     try:

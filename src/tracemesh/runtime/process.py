@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -148,8 +149,19 @@ def ui_dir(config: Config) -> Path | None:
     return built if (built / "index.html").exists() else None
 
 
+def tune_gc() -> None:
+    """Collect cyclic garbage less often. Storage holds millions of objects; with the default
+    thresholds the collector's scans cost ~20% of ingest (measured: 87k vs 108k spans/s with it
+    off). Stored spans are freed by reference counting, so rarer collections only delay freeing
+    the few cycles asyncio and gRPC make. Objects alive at startup never need scanning again."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 async def run(config: Config, roles: tuple[str, ...]) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    tune_gc()
     process = Process(config, roles)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
