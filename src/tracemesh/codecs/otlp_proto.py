@@ -16,6 +16,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from tracemesh.codecs import DecodeError
+from tracemesh.codecs.protowire import fields
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.ids import SPAN_ID_SIZE, TRACE_ID_SIZE, ZERO_SPAN_ID, ZERO_TRACE_ID
@@ -141,46 +142,10 @@ def span_slices(data: bytes) -> list[tuple[int, int]]:
     Request.resource_spans = 1, ResourceSpans.scope_spans = 2, ScopeSpans.spans = 2.
     """
     out: list[tuple[int, int]] = []
-    for rs_begin, rs_end in _fields(data, 0, len(data), 1):
-        for ss_begin, ss_end in _fields(data, rs_begin, rs_end, 2):
-            out.extend(_fields(data, ss_begin, ss_end, 2))
+    for rs_begin, rs_end in fields(data, 0, len(data), 1):
+        for ss_begin, ss_end in fields(data, rs_begin, rs_end, 2):
+            out.extend(fields(data, ss_begin, ss_end, 2))
     return out
-
-
-def _fields(data: bytes, pos: int, end: int, wanted: int) -> list[tuple[int, int]]:
-    """Ranges of the length-delimited fields numbered `wanted` within data[pos:end]."""
-    found: list[tuple[int, int]] = []
-    while pos < end:
-        tag, pos = _varint(data, pos)
-        wire_type = tag & 7
-        if wire_type == 2:
-            length, pos = _varint(data, pos)
-            if tag >> 3 == wanted:
-                found.append((pos, pos + length))
-            pos += length
-        elif wire_type == 0:
-            _, pos = _varint(data, pos)
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        else:  # groups: obsolete, never in OTLP
-            raise DecodeError(f"unsupported protobuf wire type {wire_type}")
-    return found
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    byte = data[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    result, shift = byte & 0x7F, 7
-    while True:
-        pos += 1
-        byte = data[pos]
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos + 1
-        shift += 7
 
 
 def _invalid_reason(span: PbSpan) -> str:
@@ -422,7 +387,3 @@ def request_from_spans(spans: Sequence[Span]) -> ExportTraceServiceRequest:
             ss.schema_url = span.scope.schema_url
         ss.spans.append(span_to_pb(span))
     return request
-
-
-def is_zero_trace_id(trace_id: bytes) -> bool:
-    return trace_id == ZERO_TRACE_ID

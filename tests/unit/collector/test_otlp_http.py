@@ -38,8 +38,9 @@ from tests.unit.collector.harness import (
     valid_request,
 )
 from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request
+from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.receivers import otlp_http
-from tracemesh.collector.receivers.otlp_http import build_app, encode_status
+from tracemesh.collector.receivers.otlp_http import build_app
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 JSON = {"content-type": "application/json"}

@@ -21,8 +21,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs.otlp_proto import DecodedBatch, decode_request
+from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
-from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES, encode_status
+from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
 from tracemesh.runtime.metrics import Metrics
 
 log = logging.getLogger("tracemesh.receivers.otlp_grpc")

@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs.otlp_json import request_from_json
 from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, parse_request
+from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
 from tracemesh.runtime.metrics import Metrics
 
@@ -49,36 +50,6 @@ _INFLATE_STEP = 256 * 1024
 
 # gRPC codes carried in Status.code; the spec lets clients ignore them, they help debugging.
 _GRPC_CODE = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}
-
-
-def encode_status(code: int, message: str, details: Sequence[tuple[str, bytes]] = ()) -> bytes:
-    """A serialized `google.rpc.Status` (code, message, details as (type_url, value) Anys).
-
-    Hand-encoded because the googleapis protos are not a runtime dependency and the message
-    has three fields."""
-    out = bytearray()
-    if code:
-        out += b"\x08" + _varint(code)
-    if message:
-        out += _length_delimited(2, message.encode())
-    for type_url, value in details:
-        out += _length_delimited(
-            3, _length_delimited(1, type_url.encode()) + _length_delimited(2, value)
-        )
-    return bytes(out)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _length_delimited(field: int, data: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
 
 
 class _Refused(Exception):

@@ -17,6 +17,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tracemesh.codecs.otlp_proto import value_from_pb
+from tracemesh.codecs.protowire import encode_varint
 from tracemesh.model.attributes import AttrValue, float_to_text, value_to_text
 from tracemesh.model.query import TraceQuery
 from tracemesh.model.span import SpanKind, StatusCode
@@ -258,7 +259,7 @@ def value_encodings(text: str) -> tuple[bytes, ...] | None:
         encodings.append(b"\x10\x01" if text == "true" else b"\x10\x00")  # bool_value
     integer = _parse_int(text)
     if integer is not None and _INT64_MIN <= integer <= _INT64_MAX:
-        encodings.append(b"\x18" + _varint(integer & 0xFFFFFFFFFFFFFFFF))  # int_value
+        encodings.append(b"\x18" + encode_varint(integer & 0xFFFFFFFFFFFFFFFF))  # int_value
     number = _parse_float(text)
     if number is not None:
         encodings.append(b"\x21" + struct.pack("<d", number))  # double_value
@@ -294,12 +295,3 @@ def _parse_base64(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return decoded if base64.b64encode(decoded).decode("ascii") == text else None
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
