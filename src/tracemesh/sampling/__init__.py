@@ -1,0 +1,1 @@
+"""Remote sampling: strategies clients fetch to decide which traces to record."""
