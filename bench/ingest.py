@@ -35,6 +35,15 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 ROOT = Path(__file__).resolve().parents[1]
 SPANS_PER_REQUEST = 1000
 SPANS_PER_TRACE = 10
+UNUSED_PORT_FLAGS = (  # 0: any free port, so a run never collides with a running tracemesh
+    "--collector.grpc-port",
+    "--collector.http-port",
+    "--zipkin.http-port",
+    "--sampling.http-port",
+    "--agent.jaeger-compact-port",
+    "--agent.jaeger-binary-port",
+    "--agent.zipkin-compact-port",
+)
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -168,6 +177,7 @@ def run_once(protocol: str, spans: int, payloads: list[tuple[bytes, bytes]]) -> 
         str(ports["query"]),
         "--admin.http-port",
         str(ports["admin"]),
+        *[x for flag in UNUSED_PORT_FLAGS for x in (flag, "0")],
         "--memory.max-traces",
         str(spans),
         "--log-level",

@@ -16,10 +16,27 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+TCP_FLAGS = {
+    "otlp_grpc": "--otlp.grpc-port",
+    "otlp_http": "--otlp.http-port",
+    "jaeger_grpc": "--collector.grpc-port",
+    "jaeger_http": "--collector.http-port",
+    "zipkin": "--zipkin.http-port",
+    "sampling": "--sampling.http-port",
+    "query": "--query.http-port",
+    "admin": "--admin.http-port",
+}
+UDP_FLAGS = {
+    "jaeger_compact": "--agent.jaeger-compact-port",
+    "jaeger_binary": "--agent.jaeger-binary-port",
+    "zipkin_compact": "--agent.zipkin-compact-port",
+}
 
 
 @dataclass
@@ -59,24 +76,15 @@ class Server:
         return self.proc.returncode
 
 
-def start(tmp: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    ports = {name: free_port() for name in ("otlp_grpc", "otlp_http", "query", "admin")}
-    log_path = tmp / "tracemesh.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "tracemesh",
-        "all-in-one",
-        "--otlp.grpc-port",
-        str(ports["otlp_grpc"]),
-        "--otlp.http-port",
-        str(ports["otlp_http"]),
-        "--query.http-port",
-        str(ports["query"]),
-        "--admin.http-port",
-        str(ports["admin"]),
-        *args,
-    ]
+def start(
+    tmp: Path, *args: str, command: str = "all-in-one", env: dict[str, str] | None = None
+) -> Server:
+    """Every port free and known; `args` add or override flags."""
+    ports = {name: free_port() for name in TCP_FLAGS}
+    ports |= {name: free_port(socket.SOCK_DGRAM) for name in UDP_FLAGS}
+    log_path = tmp / f"tracemesh-{command}.log"
+    flags = [str(x) for name, flag in (TCP_FLAGS | UDP_FLAGS).items() for x in (flag, ports[name])]
+    cmd = [sys.executable, "-m", "tracemesh", command, *flags, *args]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,

@@ -17,6 +17,30 @@ or the Jaeger query API at http://127.0.0.1:16686. Every flag can also be set wi
 environment variable shown in its help (TRACEMESH_...).
 """
 
+COMMANDS = {
+    "all-in-one": (
+        "collector + query + UI in one process, memory storage (default)",
+        "Run every backend role in one process: all receivers (OTLP, Jaeger UDP/HTTP/gRPC, "
+        "Zipkin), the pipeline, storage, sampling strategies, the Jaeger query API and UI, and "
+        "the admin endpoints.",
+    ),
+    "collector": (
+        "every receiver -> pipeline -> storage",
+        "Receive spans in every format and write them to storage. Memory storage is not shared "
+        "with other processes: a separate `query` needs a persistent backend.",
+    ),
+    "query": (
+        "the Jaeger query API and UI over storage",
+        "Serve the Jaeger HTTP API, api_v3 and the UI from storage written by a collector.",
+    ),
+    "agent": (
+        "UDP Jaeger/Zipkin Thrift -> a collector over OTLP/gRPC; sampling on 5778",
+        "Take spans from jaeger-client libraries over UDP (6831 compact, 6832 binary, 5775 "
+        "Zipkin), buffer them and forward them to a collector (--agent.collector) over "
+        "OTLP/gRPC, reconnecting when it is away; serve sampling strategies on 5778.",
+    ),
+}
+
 EXAMPLES = """\
 examples:
   tracemesh all-in-one                                  default ports, memory storage
@@ -34,15 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    aio = sub.add_parser(
-        "all-in-one",
-        help="collector + query + UI in one process, memory storage (default)",
-        description="Run every backend role in one process: OTLP receivers, the pipeline, "
-        "storage, the Jaeger query API and UI, and the admin endpoints.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    cfg.add_arguments(aio)
+    for name, (summary, text) in COMMANDS.items():
+        role = sub.add_parser(
+            name, help=summary, description=text, epilog=EXAMPLES if name == "all-in-one" else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+        cfg.add_arguments(role)
     return parser
 
 
@@ -60,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # we log what listens ourselves
-    from tracemesh.runtime.process import COLLECTOR, QUERY, run
+    from tracemesh.runtime.process import run
 
     try:
         _install_event_loop()
-        asyncio.run(run(config, (COLLECTOR, QUERY)))
+        asyncio.run(run(config, args.command))
     except OSError as exc:
         logging.getLogger("tracemesh").error("%s", exc)
         return 1

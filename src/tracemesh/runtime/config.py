@@ -17,14 +17,25 @@ class Config:
     host: str = "127.0.0.1"
     otlp_grpc_port: int = ports.OTLP_GRPC
     otlp_http_port: int = ports.OTLP_HTTP
+    collector_grpc_port: int = ports.COLLECTOR_GRPC
+    collector_http_port: int = ports.COLLECTOR_HTTP
+    zipkin_http_port: int = ports.ZIPKIN_HTTP
+    jaeger_compact_port: int = ports.AGENT_JAEGER_COMPACT
+    jaeger_binary_port: int = ports.AGENT_JAEGER_BINARY
+    zipkin_compact_port: int = ports.AGENT_ZIPKIN_COMPACT
+    sampling_http_port: int = ports.AGENT_SAMPLING_HTTP
     query_http_port: int = ports.QUERY_HTTP
-    admin_http_port: int = ports.ADMIN_HTTP
+    admin_http_port: int = -1  # -1: the role's default (ports.ADMIN_BY_ROLE)
     storage: str = "memory"
     memory_max_traces: int = 100_000
     queue_max_spans: int = 200_000
     queue_batch_spans: int = 10_000
     otlp_max_body_bytes: int = 20 * MiB
     otlp_grpc_max_message_bytes: int = 16 * MiB
+    sampling_strategies_file: str = ""
+    sampling_default_probability: float = 1.0
+    agent_collector: str = "127.0.0.1:4317"
+    agent_queue_spans: int = 100_000
     query_base_path: str = ""
     query_ui_dir: str = ""
     shutdown_timeout: float = 10.0
@@ -36,14 +47,37 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--host": ("host", "address every listener binds (0.0.0.0 for all interfaces)"),
     "--otlp.grpc-port": ("otlp_grpc_port", "OTLP/gRPC receiver port"),
     "--otlp.http-port": ("otlp_http_port", "OTLP/HTTP receiver port (POST /v1/traces)"),
+    "--collector.grpc-port": ("collector_grpc_port", "Jaeger gRPC PostSpans and sampling port"),
+    "--collector.http-port": ("collector_http_port", "Jaeger Thrift over HTTP and /api/sampling"),
+    "--zipkin.http-port": ("zipkin_http_port", "Zipkin /api/v1/spans and /api/v2/spans port"),
+    "--agent.jaeger-compact-port": ("jaeger_compact_port", "UDP Jaeger Thrift compact port"),
+    "--agent.jaeger-binary-port": ("jaeger_binary_port", "UDP Jaeger Thrift binary port"),
+    "--agent.zipkin-compact-port": ("zipkin_compact_port", "UDP Zipkin Thrift compact port"),
+    "--sampling.http-port": ("sampling_http_port", "sampling strategies over HTTP (agent port)"),
     "--query.http-port": ("query_http_port", "query API and UI port"),
-    "--admin.http-port": ("admin_http_port", "admin port: /health and /metrics"),
+    "--admin.http-port": (
+        "admin_http_port",
+        "admin port: /health and /metrics (-1: 14269, agent 14271, query 16687)",
+    ),
     "--storage": ("storage", "span storage backend: memory"),
     "--memory.max-traces": ("memory_max_traces", "traces memory storage keeps; oldest evicted"),
     "--queue.max-spans": ("queue_max_spans", "spans the pipeline queue holds before refusing"),
     "--queue.batch-spans": ("queue_batch_spans", "spans written to storage in one batch at most"),
     "--otlp.max-body-bytes": ("otlp_max_body_bytes", "largest OTLP/HTTP body, after gunzip (413)"),
     "--otlp.grpc-max-message-bytes": ("otlp_grpc_max_message_bytes", "largest OTLP/gRPC message"),
+    "--sampling.strategies-file": (
+        "sampling_strategies_file",
+        "Jaeger sampling strategies JSON file, reloaded when it changes",
+    ),
+    "--sampling.default-probability": (
+        "sampling_default_probability",
+        "probability served when no strategies file is given",
+    ),
+    "--agent.collector": ("agent_collector", "agent: collector OTLP/gRPC address to forward to"),
+    "--agent.queue-spans": (
+        "agent_queue_spans",
+        "agent: spans buffered while the collector is away",
+    ),
     "--query.base-path": ("query_base_path", "URL prefix for the API and UI, e.g. /jaeger"),
     "--query.ui-dir": ("query_ui_dir", "directory of UI files to serve (default: the built-in UI)"),
     "--shutdown-timeout": ("shutdown_timeout", "seconds to flush queued spans on shutdown"),

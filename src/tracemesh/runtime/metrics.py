@@ -41,6 +41,19 @@ class Metrics:
             ["receiver", "format", "reason"],
             registry=r,
         )
+        self.udp_packets_received = Counter(
+            "tracemesh_udp_packets_received",
+            "Datagrams that reached a UDP receiver (agent ports 6831, 6832, 5775).",
+            ["receiver", "format"],
+            registry=r,
+        )
+        self.udp_packets_dropped = Counter(
+            "tracemesh_udp_packets_dropped",
+            "Datagrams a UDP receiver could not store: malformed, too_large, socket_buffer_full, "
+            "queue_full, shutting_down.",
+            ["receiver", "format", "reason"],
+            registry=r,
+        )
         self.queue_length = Gauge(
             "tracemesh_queue_length", "Spans waiting in the pipeline queue.", registry=r
         )
@@ -64,6 +77,33 @@ class Metrics:
         )
         self.spans_stored = Gauge(
             "tracemesh_spans_stored", "Spans held by storage now.", ["storage"], registry=r
+        )
+        self.sampling_requests = Counter(
+            "tracemesh_sampling_requests",
+            "Sampling strategy requests answered, by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.forwarder_spans_sent = Counter(
+            "tracemesh_forwarder_spans_sent",
+            "Spans the agent forwarded to a collector, which acknowledged them.",
+            registry=r,
+        )
+        self.forwarder_send_failures = Counter(
+            "tracemesh_forwarder_send_failures",
+            "Export calls from the agent to its collector that failed, by gRPC status code.",
+            ["code"],
+            registry=r,
+        )
+        self.forwarder_buffer_length = Gauge(
+            "tracemesh_forwarder_buffer_length",
+            "Spans the agent holds for its collector, in flight included.",
+            registry=r,
+        )
+        self.forwarder_buffer_capacity = Gauge(
+            "tracemesh_forwarder_buffer_capacity",
+            "Spans the agent holds for its collector at most.",
+            registry=r,
         )
         self.query_latency = Histogram(
             "tracemesh_query_latency_seconds",

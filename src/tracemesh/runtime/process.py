@@ -1,4 +1,10 @@
-"""One tracemesh process: the roles it runs (collector, query), started and stopped in order."""
+"""One tracemesh process: the roles it runs, started in order and stopped so nothing is lost.
+
+Roles are named parts of one program. `collector` runs every receiver into the pipeline and
+storage; `query` serves the Jaeger APIs and UI; `agent` takes UDP spans and forwards them to a
+collector; `sampling` serves strategies on the agent's port. `all-in-one` is collector, query and
+sampling in one process, with the UDP receivers feeding the pipeline directly.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +12,43 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from google.protobuf.internal import api_implementation
 from starlette.types import ASGIApp
 
+from tracemesh.collector.agent import Forwarder
 from tracemesh.collector.pipeline import Pipeline
-from tracemesh.collector.receivers import otlp_http
+from tracemesh.collector.receivers import jaeger_http, otlp_http, zipkin_http
+from tracemesh.collector.receivers.jaeger_grpc import JaegerGrpcReceiver
+from tracemesh.collector.receivers.jaeger_udp import UdpReceiver
 from tracemesh.collector.receivers.otlp_grpc import OtlpGrpcReceiver
+from tracemesh.collector.sink import BatchSink
 from tracemesh.query import http_api
 from tracemesh.query.service import QueryService
-from tracemesh.runtime import admin
+from tracemesh.runtime import admin, ports
 from tracemesh.runtime.config import Config
 from tracemesh.runtime.http_server import HttpServer
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.runtime.tasks import TaskOwner
+from tracemesh.sampling import http as sampling_http
+from tracemesh.sampling.strategies import StrategyStore
 from tracemesh.storage.api import Storage
 from tracemesh.storage.memory.config import MemoryConfig
 from tracemesh.storage.memory.factory import MemoryStorage
 
 log = logging.getLogger("tracemesh")
 
-COLLECTOR, QUERY = "collector", "query"
+COLLECTOR, QUERY, AGENT, SAMPLING = "collector", "query", "agent", "sampling"
+ROLES: dict[str, tuple[str, ...]] = {
+    "all-in-one": (COLLECTOR, QUERY, SAMPLING),
+    "collector": (COLLECTOR,),
+    "query": (QUERY,),
+    "agent": (AGENT, SAMPLING),
+}
+ADMIN_PORT = {"agent": ports.AGENT_ADMIN_HTTP, "query": ports.QUERY_ADMIN_HTTP}
 
 
 def make_storage(config: Config) -> Storage:
@@ -38,108 +58,194 @@ def make_storage(config: Config) -> Storage:
 
 
 @dataclass
+class Listener:
+    """Something bound to a port; `intake` listeners take spans and stop before the flush."""
+
+    name: str
+    where: str
+    stop: Callable[[], Awaitable[None]]
+    serving: Callable[[], bool]
+    intake: bool
+
+
+@dataclass
 class Process:
     config: Config
-    roles: tuple[str, ...] = (COLLECTOR, QUERY)
+    command: str = "all-in-one"
     metrics: Metrics = field(default_factory=Metrics)
     tasks: TaskOwner = field(default_factory=TaskOwner)
-    listening: list[tuple[str, str]] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.storage = make_storage(self.config)
+        self.roles = ROLES[self.command]
+        self.storage: Storage | None = None
+        if COLLECTOR in self.roles or QUERY in self.roles:
+            self.storage = make_storage(self.config)
         self.pipeline: Pipeline | None = None
-        self.grpc: OtlpGrpcReceiver | None = None
-        self.http: list[HttpServer] = []
+        self.forwarder: Forwarder | None = None
+        self.sampling: StrategyStore | None = None
         self.stopping = asyncio.Event()
+
+    @property
+    def listening(self) -> list[tuple[str, str]]:
+        return [(item.name, item.where) for item in self.listeners]
 
     async def start(self) -> None:
         cfg = self.config
         if api_implementation.Type() != "upb":
-            log.warning(
-                "protobuf runs the %s backend; ingest is much slower than with upb",
-                api_implementation.Type(),
+            log.warning("protobuf runs its %s backend: ingest is much slower than with upb",
+                        api_implementation.Type())  # fmt: skip
+        if self.storage is not None:
+            await self.storage.start()
+            if not self.storage.capabilities.shared_between_processes and self.command in (
+                "collector",
+                "query",
+            ):
+                log.warning("%s storage is not shared between processes: a separate %s "
+                            "process cannot see it", self.storage.name,
+                            "query" if self.command == "collector" else "collector")  # fmt: skip
+        if SAMPLING in self.roles or COLLECTOR in self.roles:
+            self.sampling = StrategyStore(
+                cfg.sampling_strategies_file or None,
+                default_probability=cfg.sampling_default_probability,
             )
-        await self.storage.start()
+            await self.sampling.start()
+        sink: BatchSink | None = None
         if COLLECTOR in self.roles:
+            assert self.storage is not None
             self.pipeline = Pipeline(
-                self.storage.writer(),
-                self.metrics,
-                storage_name=self.storage.name,
-                queue_spans=cfg.queue_max_spans,
-                batch_spans=cfg.queue_batch_spans,
-            )
+                self.storage.writer(), self.metrics, storage_name=self.storage.name,
+                queue_spans=cfg.queue_max_spans, batch_spans=cfg.queue_batch_spans,
+            )  # fmt: skip
             await self.pipeline.start()
-            self.grpc = OtlpGrpcReceiver(
-                self.pipeline,
-                self.metrics,
-                host=cfg.host,
-                port=cfg.otlp_grpc_port,
-                max_message_bytes=cfg.otlp_grpc_max_message_bytes,
-            )
-            await self.grpc.start()
-            self.listening.append(("OTLP/gRPC", f"{cfg.host}:{self.grpc.port}"))
-            otlp_app = otlp_http.build_app(
-                self.pipeline, self.metrics, max_body_bytes=cfg.otlp_max_body_bytes
-            )
-            self._serve("OTLP/HTTP", otlp_app, cfg.otlp_http_port, "/v1/traces")
+            sink = self.pipeline
+            await self._start_collector_receivers(self.pipeline)
+        if AGENT in self.roles:
+            self.forwarder = Forwarder(self.metrics, collector=cfg.agent_collector,
+                                       queue_spans=cfg.agent_queue_spans)  # fmt: skip
+            await self.forwarder.start()
+            sink = self.forwarder
+        if sink is not None:
+            await self._start_udp(sink)
+        if SAMPLING in self.roles:
+            assert self.sampling is not None
+            app = sampling_http.build_app(self.sampling, self.metrics)
+            await self._serve("sampling", app, cfg.sampling_http_port, "/sampling?service=")
         if QUERY in self.roles:
+            assert self.storage is not None
             query = QueryService(self.storage)
-            app = http_api.build_app(
-                query, self.metrics, base_path=cfg.query_base_path, ui_dir=ui_dir(cfg)
-            )
-            self._serve("query API + UI", app, cfg.query_http_port, cfg.query_base_path + "/")
-        self._serve(
-            "admin",
-            admin.build_app(self.metrics, self.health),
-            cfg.admin_http_port,
-            "/health /metrics",
-        )
-        for server in self.http:
-            await server.wait_started()
-        self.metrics.queue_capacity.set(cfg.queue_max_spans)
-        self.tasks.spawn("storage-stats", self._storage_stats())
+            app = http_api.build_app(query, self.metrics, base_path=cfg.query_base_path,
+                                     ui_dir=ui_dir(cfg))  # fmt: skip
+            await self._serve("query API + UI", app, cfg.query_http_port, cfg.query_base_path + "/")
+        admin_port = cfg.admin_http_port
+        if admin_port < 0:
+            admin_port = ADMIN_PORT.get(self.command, ports.ADMIN_HTTP)
+        await self._serve("admin", admin.build_app(self.metrics, self.health), admin_port,
+                          "/health /metrics")  # fmt: skip
+        if self.pipeline is not None:
+            self.metrics.queue_capacity.set(cfg.queue_max_spans)
+        if self.storage is not None:
+            self.tasks.spawn("storage-stats", self._storage_stats(self.storage))
 
-    def _serve(self, name: str, app: ASGIApp, port: int, path: str) -> None:
+    async def _start_collector_receivers(self, pipeline: Pipeline) -> None:
+        cfg = self.config
+        otlp = OtlpGrpcReceiver(pipeline, self.metrics, host=cfg.host, port=cfg.otlp_grpc_port,
+                                max_message_bytes=cfg.otlp_grpc_max_message_bytes)  # fmt: skip
+        await otlp.start()
+        self._add("OTLP/gRPC", f"{cfg.host}:{otlp.port}", otlp.stop, lambda: True, intake=True)
+        jaeger = JaegerGrpcReceiver(pipeline, self.metrics, host=cfg.host,
+                                    port=cfg.collector_grpc_port, sampling=self.sampling,
+                                    max_message_bytes=cfg.otlp_grpc_max_message_bytes)  # fmt: skip
+        await jaeger.start()
+        self._add("Jaeger gRPC", f"{cfg.host}:{jaeger.port}", jaeger.stop, lambda: True,
+                  intake=True)  # fmt: skip
+        limit = cfg.otlp_max_body_bytes
+        apps: list[tuple[str, ASGIApp, int, str]] = [
+            ("OTLP/HTTP", otlp_http.build_app(pipeline, self.metrics, max_body_bytes=limit),
+             cfg.otlp_http_port, "/v1/traces"),
+            ("Jaeger Thrift/HTTP", jaeger_http.build_app(pipeline, self.metrics,
+             max_body_bytes=limit, sampling=self.sampling), cfg.collector_http_port,
+             "/api/traces /api/sampling"),
+            ("Zipkin", zipkin_http.build_app(pipeline, self.metrics, max_body_bytes=limit),
+             cfg.zipkin_http_port, "/api/v2/spans /api/v1/spans"),
+        ]  # fmt: skip
+        for name, app, port, path in apps:
+            await self._serve(name, app, port, path, intake=True)
+
+    async def _start_udp(self, sink: BatchSink) -> None:
+        cfg = self.config
+        for name, port, protocol, kind in (
+            ("Jaeger UDP compact", cfg.jaeger_compact_port, "compact", "jaeger"),
+            ("Jaeger UDP binary", cfg.jaeger_binary_port, "binary", "jaeger"),
+            ("Zipkin UDP compact", cfg.zipkin_compact_port, "compact", "zipkin"),
+        ):
+            udp = UdpReceiver(sink, self.metrics, host=cfg.host, port=port, protocol=protocol,
+                              kind=kind)  # fmt: skip
+            await udp.start()
+            self._add(name, f"udp://{cfg.host}:{udp.port}", udp.stop, lambda: True, intake=True)
+
+    async def _serve(
+        self, name: str, app: ASGIApp, port: int, path: str, *, intake: bool = False
+    ) -> None:
         server = HttpServer(name, app, self.config.host, port)
         server.start(self.tasks)
-        self.http.append(server)
-        self.listening.append((name, f"http://{self.config.host}:{server.port}{path}"))
+        await server.wait_started()
+        where = f"http://{self.config.host}:{server.port}{path}"
+        self._add(name, where, server.stop, lambda: server.serving, intake=intake)
+
+    def _add(
+        self,
+        name: str,
+        where: str,
+        stop: Callable[[], Awaitable[None]],
+        serving: Callable[[], bool],
+        *,
+        intake: bool,
+    ) -> None:
+        self.listeners.append(Listener(name, where, stop, serving, intake))
 
     def port_of(self, name: str) -> int:
-        return next(s.port for s in self.http if s.name == name)
+        where = next(item.where for item in self.listeners if item.name == name)
+        return int(where.split("://")[-1].split("/")[0].rsplit(":", 1)[1])
 
     async def health(self) -> dict[str, bool]:
-        roles: dict[str, bool] = {"storage": await self.storage.check()}
-        if COLLECTOR in self.roles:
-            roles[COLLECTOR] = bool(
-                self.pipeline and self.pipeline.healthy and self.grpc and not self.stopping.is_set()
-            )
-        roles.update({s.name: s.serving for s in self.http})
+        roles: dict[str, bool] = {}
+        if self.storage is not None:
+            roles["storage"] = await self.storage.check()
+        if self.pipeline is not None:
+            roles[COLLECTOR] = self.pipeline.healthy and not self.stopping.is_set()
+        if self.forwarder is not None:
+            roles[AGENT] = not self.stopping.is_set()
+        roles.update({item.name: item.serving() for item in self.listeners})
         return roles
 
-    async def _storage_stats(self) -> None:
-        stats = getattr(self.storage, "stats", None)
+    async def _storage_stats(self, storage: Storage) -> None:
+        stats = getattr(storage, "stats", None)
         while stats is not None:
             traces, spans = stats()
-            self.metrics.traces_stored.labels(self.storage.name).set(traces)
-            self.metrics.spans_stored.labels(self.storage.name).set(spans)
+            self.metrics.traces_stored.labels(storage.name).set(traces)
+            self.metrics.spans_stored.labels(storage.name).set(spans)
             await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        """Stop accepting, flush what was accepted into storage, then release everything."""
+        """Stop taking spans, flush what was taken into storage (or the collector), then release
+        everything else."""
         self.stopping.set()
-        if self.grpc is not None:
-            await self.grpc.stop(grace=2.0)
-        for server in self.http:
-            if server.name.startswith("OTLP"):
-                await server.stop()
+        for item in self.listeners:
+            if item.intake:
+                await item.stop()
         if self.pipeline is not None:
             await self.pipeline.stop(timeout=self.config.shutdown_timeout)
-        for server in self.http:
-            if not server.name.startswith("OTLP"):
-                await server.stop()
+        if self.forwarder is not None:
+            await self.forwarder.stop(self.config.shutdown_timeout)
+        for item in self.listeners:
+            if not item.intake:
+                await item.stop()
+        if self.sampling is not None:
+            await self.sampling.stop()
         await self.tasks.cancel_all()
-        await self.storage.close()
+        if self.storage is not None:
+            await self.storage.close()
 
 
 def ui_dir(config: Config) -> Path | None:
@@ -159,17 +265,22 @@ def tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
-async def run(config: Config, roles: tuple[str, ...]) -> None:
+async def run(config: Config, command: str) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     tune_gc()
-    process = Process(config, roles)
+    process = Process(config, command)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await process.start()
+    try:
+        await process.start()
+    except BaseException:
+        await process.stop()
+        raise
     width = max(len(name) for name, _ in process.listening)
-    log.info("tracemesh %s is up (storage: %s)", "+".join(roles), process.storage.name)
+    storage = f" (storage: {process.storage.name})" if process.storage is not None else ""
+    log.info("tracemesh %s is up%s", command, storage)
     for name, where in process.listening:
         log.info("  %s  %s", name.ljust(width), where)
     await stop.wait()
