@@ -29,12 +29,12 @@ from tracemesh.codecs.jaeger_thrift import decode_batch
 from tracemesh.codecs.otlp_proto import DecodedBatch
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.receivers.otlp_http import (
-    _DECOMPRESSORS,
+    DECOMPRESSORS,
     OFFLOAD_BYTES,
     RETRY_AFTER_SECONDS,
-    _content_headers,
-    _decompress,
-    _Refused,
+    Refused,
+    content_headers,
+    decompress,
 )
 from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
@@ -81,19 +81,19 @@ class JaegerHttpReceiver:
     async def traces(self, request: Request) -> Response:
         fmt = "unknown"
         try:
-            ctype, encoding, length = _content_headers(request.scope)
+            ctype, encoding, length = content_headers(request.scope)
             if ctype not in THRIFT_TYPES:
                 shown = ctype.decode("latin-1")[:100] or "none"
-                raise _Refused(
+                raise Refused(
                     400, "unsupported_media_type",
                     f"unsupported Content-Type {shown!r}; use application/x-thrift or "
                     "application/vnd.apache.thrift.binary (a binary-protocol jaeger.thrift Batch)",
                 )  # fmt: skip
             fmt = FORMAT
-            wbits = _DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
+            wbits = DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
             if wbits is None:
                 shown = encoding.decode("latin-1")[:100]
-                raise _Refused(400, "unsupported_encoding",
+                raise Refused(400, "unsupported_encoding",
                                f"unsupported Content-Encoding {shown!r}; use gzip")  # fmt: skip
             body = await self._read_body(request, length)
             # Compressed bodies inflate ~5-10x, so they count as large sooner.
@@ -102,7 +102,7 @@ class JaegerHttpReceiver:
             else:
                 decoded = self._unpack(body, wbits)
             self._submit(decoded)
-        except _Refused as refused:
+        except Refused as refused:
             self._metrics.requests_failed.labels(RECEIVER, fmt, refused.reason).inc()
             log.debug("refused with %d: %s", refused.status, refused.message)
             return _refusal(refused)
@@ -114,7 +114,7 @@ class JaegerHttpReceiver:
     async def _read_body(self, request: Request, length: int | None) -> bytes:
         limit = self._max_body
         if length is not None and length > limit:
-            raise _Refused(
+            raise Refused(
                 413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit"
             )
         chunks: list[bytes] = []
@@ -122,7 +122,7 @@ class JaegerHttpReceiver:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise _Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
+                raise Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
             if chunk:
                 chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -130,26 +130,26 @@ class JaegerHttpReceiver:
     def _unpack(self, body: bytes, wbits: int) -> DecodedBatch:
         """Inflate and decode; pure, so large bodies can run in a worker thread."""
         if wbits:
-            body = _decompress(body, wbits, self._max_body)
+            body = decompress(body, wbits, self._max_body)
         try:
             return decode_batch(body, "binary")
         except DecodeError as exc:
-            raise _Refused(400, "malformed", f"Unable to process request body: {exc}") from None
+            raise Refused(400, "malformed", f"Unable to process request body: {exc}") from None
 
     def _submit(self, decoded: DecodedBatch) -> None:
         try:
             self._sink.submit(decoded.batch, RECEIVER, FORMAT)
         except QueueFullError as exc:
-            raise _Refused(503, "queue_full", str(exc)) from None
+            raise Refused(503, "queue_full", str(exc)) from None
         except PipelineClosedError as exc:
-            raise _Refused(503, "shutting_down", str(exc)) from None
+            raise Refused(503, "shutting_down", str(exc)) from None
         # Counted only once accepted: a refused request comes back and would count twice.
         if decoded.rejected:
             self._rejected.inc(decoded.rejected)
             log.debug("rejected %d span(s): %s", decoded.rejected, decoded.error)
 
 
-def _refusal(refused: _Refused) -> Response:
+def _refusal(refused: Refused) -> Response:
     response = PlainTextResponse(refused.message + "\n", status_code=refused.status)
     if refused.status == 503:
         response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)

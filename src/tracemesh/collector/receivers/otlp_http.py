@@ -45,14 +45,14 @@ PROTOBUF = b"application/x-protobuf"
 JSON = b"application/json"
 _FORMATS = {PROTOBUF: "proto", JSON: "json"}
 _GZIP, _ZLIB = 31, 15  # zlib wbits for the gzip and zlib ("deflate" in HTTP) wrappers
-_DECOMPRESSORS = {b"gzip": _GZIP, b"x-gzip": _GZIP, b"deflate": _ZLIB}
+DECOMPRESSORS = {b"gzip": _GZIP, b"x-gzip": _GZIP, b"deflate": _ZLIB}
 _INFLATE_STEP = 256 * 1024
 
 # gRPC codes carried in Status.code; the spec lets clients ignore them, they help debugging.
 _GRPC_CODE = {400: 3, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """Ends a request with an error status; `reason` labels requests_failed."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
@@ -84,7 +84,7 @@ class OtlpHttpApp:
             return
         try:
             ctype, response = await self._handle(scope, receive)
-        except _Refused as refused:
+        except Refused as refused:
             self._failed(_FORMATS.get(refused.ctype, "unknown"), refused.reason).inc()
             log.debug("refused with %d: %s", refused.status, refused.message)
             await self._refuse(send, refused)
@@ -94,26 +94,24 @@ class OtlpHttpApp:
             await _respond(send, 200, ctype, response)
 
     async def _handle(self, scope: Scope, receive: Receive) -> tuple[bytes, bytes]:
-        """Everything up to the success body; each check raises `_Refused` with its status."""
+        """Everything up to the success body; each check raises `Refused` with its status."""
         if scope["path"] != TRACES_PATH:
-            raise _Refused(
-                404, "not_found", f"no such path {scope['path'][:200]!r}; use /v1/traces"
-            )
+            raise Refused(404, "not_found", f"no such path {scope['path'][:200]!r}; use /v1/traces")
         if scope["method"] != "POST":
-            raise _Refused(405, "method_not_allowed", f"{scope['method']} not allowed; use POST")
-        ctype, encoding, length = _content_headers(scope)
+            raise Refused(405, "method_not_allowed", f"{scope['method']} not allowed; use POST")
+        ctype, encoding, length = content_headers(scope)
         fmt = _FORMATS.get(ctype)
         if fmt is None:
             shown = ctype.decode("latin-1")[:100] or "none"
-            raise _Refused(
+            raise Refused(
                 415, "unsupported_media_type",
                 f"unsupported Content-Type {shown!r}; "
                 "use application/x-protobuf or application/json",
             )  # fmt: skip
         try:
-            wbits = _DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
+            wbits = DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
             if wbits is None:
-                raise _Refused(
+                raise Refused(
                     415, "unsupported_encoding",
                     f"unsupported Content-Encoding {encoding.decode('latin-1')[:100]!r}; use gzip",
                 )  # fmt: skip
@@ -124,7 +122,7 @@ class OtlpHttpApp:
             else:
                 decoded = self._unpack(body, wbits, fmt)
             self._submit(decoded, fmt)
-        except _Refused as refused:
+        except Refused as refused:
             refused.ctype = ctype
             raise
         return ctype, _success_body(decoded, ctype)
@@ -132,7 +130,7 @@ class OtlpHttpApp:
     async def _read_body(self, receive: Receive, length: int | None) -> bytes:
         limit = self._max_body
         if length is not None and length > limit:
-            raise _Refused(
+            raise Refused(
                 413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit"
             )
         chunks: list[bytes] = []
@@ -145,7 +143,7 @@ class OtlpHttpApp:
             if chunk:
                 size += len(chunk)
                 if size > limit:
-                    raise _Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
+                    raise Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -154,26 +152,26 @@ class OtlpHttpApp:
     def _unpack(self, body: bytes, wbits: int, fmt: str) -> DecodedBatch:
         """Inflate and decode; pure, so large bodies can run in a worker thread."""
         if wbits:
-            body = _decompress(body, wbits, self._max_body)
+            body = decompress(body, wbits, self._max_body)
         try:
             if fmt == "proto":
                 return batch_from_request(parse_request(body), body)
             return batch_from_request(request_from_json(body))
         except DecodeError as exc:
-            raise _Refused(400, "malformed", str(exc)) from None
+            raise Refused(400, "malformed", str(exc)) from None
 
     def _submit(self, decoded: DecodedBatch, fmt: str) -> None:
         try:
             self._pipeline.submit(decoded.batch, RECEIVER, fmt)
         except QueueFullError as exc:
-            raise _Refused(503, "queue_full", str(exc)) from None
+            raise Refused(503, "queue_full", str(exc)) from None
         except PipelineClosedError as exc:
-            raise _Refused(503, "shutting_down", str(exc)) from None
+            raise Refused(503, "shutting_down", str(exc)) from None
         # Counted only once accepted: a refused request comes back and would count twice.
         if decoded.rejected:
             self._rejected[fmt].inc(decoded.rejected)
 
-    async def _refuse(self, send: Send, refused: _Refused) -> None:
+    async def _refuse(self, send: Send, refused: Refused) -> None:
         ctype = refused.ctype
         code = _GRPC_CODE.get(refused.status, 2)
         extra: list[tuple[bytes, bytes]] = []
@@ -202,7 +200,7 @@ def build_app(
     return OtlpHttpApp(pipeline, metrics, max_body_bytes=max_body_bytes)
 
 
-def _content_headers(scope: Scope) -> tuple[bytes, bytes, int | None]:
+def content_headers(scope: Scope) -> tuple[bytes, bytes, int | None]:
     """Media type (no parameters), content coding and length, lowercased; length None if absent."""
     ctype = encoding = b""
     length: int | None = None
@@ -213,12 +211,12 @@ def _content_headers(scope: Scope) -> tuple[bytes, bytes, int | None]:
             encoding = value.strip().lower()
         elif name == b"content-length":
             if not value.isdigit():
-                raise _Refused(400, "malformed", "invalid Content-Length")
+                raise Refused(400, "malformed", "invalid Content-Length")
             length = int(value)
     return ctype, encoding, length
 
 
-def _decompress(body: bytes, wbits: int, limit: int) -> bytes:
+def decompress(body: bytes, wbits: int, limit: int) -> bytes:
     """Inflate in steps with a running total, so a gzip bomb costs at most `limit` bytes of memory
     before it is refused. Concatenated gzip members are one body, as RFC 1952 allows."""
     parts: list[bytes] = []
@@ -230,17 +228,17 @@ def _decompress(body: bytes, wbits: int, limit: int) -> bytes:
             while not inflater.eof:
                 part = inflater.decompress(data, _INFLATE_STEP)
                 if not part and len(inflater.unconsumed_tail) == len(data):
-                    raise _Refused(400, "malformed", "compressed body is truncated")
+                    raise Refused(400, "malformed", "compressed body is truncated")
                 data = inflater.unconsumed_tail
                 size += len(part)
                 if size > limit:
-                    raise _Refused(
+                    raise Refused(
                         413, "too_large", f"decompressed body exceeds the {limit}-byte limit"
                     )
                 parts.append(part)
             data = inflater.unused_data if wbits == _GZIP else b""
     except zlib.error as exc:
-        raise _Refused(400, "malformed", f"cannot decompress body: {exc}") from None
+        raise Refused(400, "malformed", f"cannot decompress body: {exc}") from None
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 

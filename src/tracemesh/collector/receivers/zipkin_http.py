@@ -28,12 +28,12 @@ from tracemesh.codecs.zipkin_json import batch_from_json_v1, batch_from_json_v2
 from tracemesh.codecs.zipkin_proto import batch_from_proto
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.receivers.otlp_http import (
-    _DECOMPRESSORS,
+    DECOMPRESSORS,
     OFFLOAD_BYTES,
     RETRY_AFTER_SECONDS,
-    _content_headers,
-    _decompress,
-    _Refused,
+    Refused,
+    content_headers,
+    decompress,
 )
 from tracemesh.collector.sink import BatchSink
 from tracemesh.model.batch import SpanBatch
@@ -68,7 +68,7 @@ def decode(fmt: str, body: bytes) -> SpanBatch:
     try:  # written separately; imported here so this module loads without it
         from tracemesh.codecs.zipkin_thrift import spans_from_zipkin_thrift
     except ImportError:
-        raise _Refused(415, "unsupported_media_type", "Zipkin Thrift is not available") from None
+        raise Refused(415, "unsupported_media_type", "Zipkin Thrift is not available") from None
     return batch_from_spans(spans_from_zipkin_thrift(body, "binary"))
 
 
@@ -89,18 +89,18 @@ class ZipkinHttpReceiver:
     async def _handle(self, request: Request, formats: dict[bytes, str]) -> Response:
         fmt = "unknown"
         try:
-            ctype, encoding, length = _content_headers(request.scope)
+            ctype, encoding, length = content_headers(request.scope)
             fmt = formats.get(ctype, "unknown")
             if fmt == "unknown":
                 shown = ctype.decode("latin-1")[:100]
-                raise _Refused(
+                raise Refused(
                     415, "unsupported_media_type",
                     f"unsupported Content-Type {shown!r}; use {_ACCEPTED[request.url.path]}",
                 )  # fmt: skip
-            wbits = _DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
+            wbits = DECOMPRESSORS.get(encoding) if encoding not in (b"", b"identity") else 0
             if wbits is None:
                 shown = encoding.decode("latin-1")[:100]
-                raise _Refused(415, "unsupported_encoding",
+                raise Refused(415, "unsupported_encoding",
                                f"unsupported Content-Encoding {shown!r}; use gzip")  # fmt: skip
             body = await self._read_body(request, length)
             # Compressed bodies inflate ~5-10x, so they count as large sooner.
@@ -109,7 +109,7 @@ class ZipkinHttpReceiver:
             else:
                 batch = self._unpack(body, wbits, fmt)
             self._submit(batch, fmt)
-        except _Refused as refused:
+        except Refused as refused:
             self._metrics.requests_failed.labels(RECEIVER, fmt, refused.reason).inc()
             log.debug("refused with %d: %s", refused.status, refused.message)
             return _refusal(refused)
@@ -121,7 +121,7 @@ class ZipkinHttpReceiver:
     async def _read_body(self, request: Request, length: int | None) -> bytes:
         limit = self._max_body
         if length is not None and length > limit:
-            raise _Refused(
+            raise Refused(
                 413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit"
             )
         chunks: list[bytes] = []
@@ -129,7 +129,7 @@ class ZipkinHttpReceiver:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise _Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
+                raise Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
             if chunk:
                 chunks.append(chunk)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -137,22 +137,22 @@ class ZipkinHttpReceiver:
     def _unpack(self, body: bytes, wbits: int, fmt: str) -> SpanBatch:
         """Inflate and decode; pure, so large bodies can run in a worker thread."""
         if wbits:
-            body = _decompress(body, wbits, self._max_body)
+            body = decompress(body, wbits, self._max_body)
         try:
             return decode(fmt, body)
         except DecodeError as exc:
-            raise _Refused(400, "malformed", f"invalid Zipkin {fmt} body: {exc}") from None
+            raise Refused(400, "malformed", f"invalid Zipkin {fmt} body: {exc}") from None
 
     def _submit(self, batch: SpanBatch, fmt: str) -> None:
         try:
             self._sink.submit(batch, RECEIVER, fmt)
         except QueueFullError as exc:
-            raise _Refused(503, "queue_full", str(exc)) from None
+            raise Refused(503, "queue_full", str(exc)) from None
         except PipelineClosedError as exc:
-            raise _Refused(503, "shutting_down", str(exc)) from None
+            raise Refused(503, "shutting_down", str(exc)) from None
 
 
-def _refusal(refused: _Refused) -> Response:
+def _refusal(refused: Refused) -> Response:
     headers = {}
     if refused.status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
