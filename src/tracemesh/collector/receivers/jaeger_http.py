@@ -35,6 +35,7 @@ from tracemesh.collector.receivers.otlp_http import (
     Refused,
     content_headers,
     decompress,
+    read_body,
 )
 from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
@@ -95,7 +96,7 @@ class JaegerHttpReceiver:
                 shown = encoding.decode("latin-1")[:100]
                 raise Refused(400, "unsupported_encoding",
                                f"unsupported Content-Encoding {shown!r}; use gzip")  # fmt: skip
-            body = await self._read_body(request, length)
+            body = await read_body(request, length, self._max_body)
             # Compressed bodies inflate ~5-10x, so they count as large sooner.
             if len(body) > (OFFLOAD_BYTES // 8 if wbits else OFFLOAD_BYTES):
                 decoded = await asyncio.to_thread(self._unpack, body, wbits)
@@ -110,22 +111,6 @@ class JaegerHttpReceiver:
             self._metrics.requests_failed.labels(RECEIVER, fmt, "disconnected").inc()
             return Response(status_code=400)  # nobody is listening
         return Response(status_code=202)
-
-    async def _read_body(self, request: Request, length: int | None) -> bytes:
-        limit = self._max_body
-        if length is not None and length > limit:
-            raise Refused(
-                413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
-            if chunk:
-                chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _unpack(self, body: bytes, wbits: int) -> DecodedBatch:
         """Inflate and decode; pure, so large bodies can run in a worker thread."""

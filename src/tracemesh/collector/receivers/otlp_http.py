@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from prometheus_client import Counter
+from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from tracemesh.codecs import DecodeError
@@ -274,3 +275,19 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def read_body(request: Request, length: int | None, limit: int) -> bytes:
+    """A Starlette request's body, refused with 413 as soon as it passes `limit` bytes: never
+    buffered beyond it, whether announced by Content-Length or streamed."""
+    if length is not None and length > limit:
+        raise Refused(413, "too_large", f"body of {length} bytes exceeds the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, "too_large", f"body exceeds the {limit}-byte limit")
+        if chunk:
+            chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
