@@ -215,7 +215,7 @@ class Process:
         if self.pipeline is not None:
             roles[COLLECTOR] = self.pipeline.healthy and not self.stopping.is_set()
         if self.forwarder is not None:
-            roles[AGENT] = not self.stopping.is_set()
+            roles[AGENT] = self.forwarder.healthy  # false while the collector cannot be reached
         roles.update({item.name: item.serving() for item in self.listeners})
         return roles
 
