@@ -67,6 +67,11 @@ def reference_spans(batch: ts.Batch) -> tuple[list[Span], int]:
                 scope=scope,
             )
         )
+    # A SpanBatch groups rows by scope, in the order each scope first appears.
+    first_seen: dict[tuple[str, str], int] = {}
+    for span in spans:
+        first_seen.setdefault((span.scope.name, span.scope.version), len(first_seen))
+    spans.sort(key=lambda span: first_seen[(span.scope.name, span.scope.version)])
     return spans, rejected
 
 
