@@ -17,7 +17,6 @@ stored (zero ids, no start time, negative duration) is left out and counted in `
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs.jaeger_json import go_json_text
+from tracemesh.codecs.jaeger_status import status_from_attributes, text
 from tracemesh.codecs.proto import jaeger_model_pb2 as pb
 from tracemesh.codecs.proto.jaeger_collector_pb2 import PostSpansRequest
 from tracemesh.model.attributes import Attributes, AttrValue
@@ -40,7 +40,6 @@ from tracemesh.model.span import (
     Scope,
     Span,
     SpanKind,
-    Status,
     StatusCode,
 )
 
@@ -49,7 +48,6 @@ _MAX_UNIX_NANOS = 2**64 - 1  # OTLP times are fixed64 nanoseconds
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01 .. 9999-12-31 UTC
 _MAX_DURATION_SECONDS = 315_576_000_000  # 10,000 years, the Duration message's own limit
 _INT64 = range(-(2**63), 2**63)
-_GO_INT = re.compile(r"[+-]?[0-9]+")
 _KINDS = {k.jaeger_name: k for k in SpanKind if k is not SpanKind.UNSPECIFIED}
 _STATUS_TAG = {StatusCode.OK: "OK", StatusCode.ERROR: "ERROR"}
 _V_STR, _V_BOOL, _V_INT, _V_FLOAT, _V_BIN = pb.STRING, pb.BOOL, pb.INT64, pb.FLOAT64, pb.BINARY
@@ -129,7 +127,7 @@ def resource_from_process(process: pb.Process | None) -> Resource:
     if "hostname" in attributes and "host.name" not in attributes:
         attributes["host.name"] = attributes.pop("hostname")
     if "jaeger.version" in attributes and "opencensus.exporterversion" not in attributes:
-        version = _text(attributes["jaeger.version"])
+        version = text(attributes["jaeger.version"])
         attributes["opencensus.exporterversion"] = "Jaeger-" + version
         del attributes["jaeger.version"]
     return Resource(attributes)
@@ -203,9 +201,9 @@ def _span_from_pb(
         scope = scopes[scope_key] = Scope(scope_name, scope_version)
     kind = SpanKind.UNSPECIFIED
     if "span.kind" in attributes:
-        kind = _KINDS.get(_text(attributes.pop("span.kind")), SpanKind.UNSPECIFIED)
-    status = _status(attributes, kind)
-    trace_state = _text(attributes.pop("w3c.tracestate")) if "w3c.tracestate" in attributes else ""
+        kind = _KINDS.get(text(attributes.pop("span.kind")), SpanKind.UNSPECIFIED)
+    status = status_from_attributes(attributes, kind)
+    trace_state = text(attributes.pop("w3c.tracestate")) if "w3c.tracestate" in attributes else ""
     return Span(
         trace_id=trace_id,
         span_id=span_id,
@@ -224,57 +222,12 @@ def _span_from_pb(
     )
 
 
-def _status(attributes: Attributes, kind: SpanKind) -> Status:
-    """The translator's rules: `error=true` wins, then `otel.status_code`, then HTTP status."""
-    code, message, found = StatusCode.UNSET, "", False
-    if attributes.get("error") is True:
-        code, found = StatusCode.ERROR, True
-        del attributes["error"]
-        if "otel.status_description" in attributes:
-            message = _text(attributes.pop("otel.status_description"))
-        elif "http.status_message" in attributes:
-            message = _text(attributes["http.status_message"])
-    if "otel.status_code" in attributes:
-        if not found:
-            found = True
-            upper = _text(attributes["otel.status_code"]).upper()
-            code = {"OK": StatusCode.OK, "ERROR": StatusCode.ERROR}.get(upper, StatusCode.UNSET)
-            if "otel.status_description" in attributes:
-                message = _text(attributes.pop("otel.status_description"))
-        del attributes["otel.status_code"]
-    elif not found and "http.status_code" in attributes:
-        http_code = _http_code(attributes["http.status_code"])
-        if http_code is not None:
-            from_http = _status_from_http(http_code, kind)
-            if from_http is not StatusCode.UNSET:
-                code, found = from_http, True
-            if "http.status_message" in attributes:
-                message = _text(attributes["http.status_message"])
-    return Status(code, message) if found else Status()
-
-
-def _http_code(value: AttrValue) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _GO_INT.fullmatch(value) and int(value) in _INT64:
-        return int(value)
-    return None
-
-
-def _status_from_http(code: int, kind: SpanKind) -> StatusCode:
-    if 400 <= code < 500 and kind is SpanKind.CLIENT:
-        return StatusCode.ERROR
-    if 400 <= code < 500 and kind is SpanKind.SERVER:
-        return StatusCode.UNSET
-    return StatusCode.UNSET if 100 <= code < 399 else StatusCode.ERROR
-
-
 def _event(log: pb.Log, span_id: bytes) -> Event:
     time_ns = _timestamp_ns(log.timestamp, "log timestamp")
     if not 0 <= time_ns <= _MAX_UNIX_NANOS:
         raise _Invalid(f"span {span_id.hex()} has a log timestamp before 1970 or past 2554")
     attributes = attributes_from_tags(log.fields)
-    name = _text(attributes.pop("event")) if "event" in attributes else ""
+    name = text(attributes.pop("event")) if "event" in attributes else ""
     return Event(time_ns, name, attributes)
 
 
@@ -347,11 +300,6 @@ def _duration_ns(duration: Duration) -> int:
     return total
 
 
-def _text(value: AttrValue) -> str:
-    """pdata's `Value.Str()`: the string, or empty for any other type."""
-    return value if isinstance(value, str) else ""
-
-
 # ---- model -> api_v2 ---------------------------------------------------------------------------
 
 
@@ -377,7 +325,7 @@ def process_to_pb(resource: Resource) -> pb.Process:
     attributes = resource.attributes
     if not attributes:
         return pb.Process(service_name=NO_SERVICE_NAME)
-    process = pb.Process(service_name=_text(attributes.get("service.name")))
+    process = pb.Process(service_name=text(attributes.get("service.name")))
     process.tags.extend(tag(k, v) for k, v in attributes.items() if k != "service.name")
     return process
 

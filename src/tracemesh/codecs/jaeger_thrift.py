@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs import thrift_spec as ts
 from tracemesh.codecs.jaeger_json import go_json_text
+from tracemesh.codecs.jaeger_status import pop_scope, status_from_attributes
 from tracemesh.codecs.otlp_proto import DecodedBatch, span_from_row
 from tracemesh.codecs.protowire import encode_varint
 from tracemesh.model.attributes import Attributes, AttrValue
@@ -186,7 +187,7 @@ def _row(jspan: ts.Span) -> tuple[tuple[str, str], SpanRow]:
     scope = _NO_SCOPE
     trace_state = ""
     if special is not None:
-        scope = _pop_scope(special)
+        scope = pop_scope(special)
         kind_name = special.pop("span.kind", None)
         if isinstance(kind_name, str):
             kind = SpanKind.from_jaeger_name(kind_name)
@@ -319,68 +320,6 @@ def resource_from_process(process: ts.Process) -> Resource:
             version if isinstance(version, str) else ""
         )
     return Resource(attributes)
-
-
-def status_from_attributes(attributes: Attributes, kind: SpanKind) -> Status:
-    """`error=true` decides first; else `otel.status_code`; else an HTTP status that means failure.
-    Removes the tags that became the status; `http.status_code` stays an attribute."""
-    code = StatusCode.UNSET
-    message = ""
-    found = False
-    if attributes.get("error") is True:
-        del attributes["error"]
-        code, found = StatusCode.ERROR, True
-        if "otel.status_description" in attributes:
-            message = _text(attributes.pop("otel.status_description"))
-        elif "http.status_message" in attributes:
-            message = _text(attributes["http.status_message"])
-    if "otel.status_code" in attributes:
-        named = attributes.pop("otel.status_code")
-        if not found:
-            found = True
-            upper = named.upper() if isinstance(named, str) else ""
-            code = {"OK": StatusCode.OK, "ERROR": StatusCode.ERROR}.get(upper, StatusCode.UNSET)
-            if "otel.status_description" in attributes:
-                message = _text(attributes.pop("otel.status_description"))
-    elif not found and "http.status_code" in attributes:
-        http_code = _http_status(attributes["http.status_code"])
-        if http_code is not None:
-            code = _status_from_http(http_code, kind)
-            found = code is not StatusCode.UNSET
-            message = _text(attributes.get("http.status_message", ""))
-    return Status(code, message) if found else Status()
-
-
-def _pop_scope(attributes: Attributes) -> tuple[str, str]:
-    if "otel.scope.name" not in attributes:
-        return ("", "")
-    name = attributes.pop("otel.scope.name")
-    version = attributes.pop("otel.scope.version", "")
-    return (name if isinstance(name, str) else "", version if isinstance(version, str) else "")
-
-
-def _text(value: AttrValue) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _http_status(value: AttrValue) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value, 10)
-        except ValueError:
-            return None
-    return None
-
-
-def _status_from_http(code: int, kind: SpanKind) -> StatusCode:
-    """4xx is the client's failure, not the server's; 1xx-3xx are fine; anything else failed."""
-    if 400 <= code < 500 and kind in (SpanKind.CLIENT, SpanKind.SERVER):
-        return StatusCode.ERROR if kind is SpanKind.CLIENT else StatusCode.UNSET
-    return StatusCode.UNSET if 100 <= code < 399 else StatusCode.ERROR
 
 
 # ---- OTLP protobuf by hand ---------------------------------------------------------------------
