@@ -24,6 +24,7 @@ from tracemesh.codecs.proto.jaeger_sampling_pb2 import (
     SamplingStrategyResponse,
 )
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
+from tracemesh.collector.receivers.grpc_server import start_grpc_server
 from tracemesh.collector.receivers.otlp_grpc import _retry_trailers
 from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
 from tracemesh.collector.sink import BatchSink
@@ -73,11 +74,6 @@ class JaegerGrpcReceiver:
         self._rejected = metrics.spans_rejected.labels(RECEIVER, FORMAT)
 
     async def start(self) -> None:
-        options = [
-            ("grpc.max_receive_message_length", self._max_message),
-            ("grpc.so_reuseport", 0),  # a busy port must fail, not be shared silently
-        ]
-        server = grpc.aio.server(options=options)
         post_spans = grpc.unary_unary_rpc_method_handler(self._post_spans)  # raw bytes
         handlers = [
             grpc.method_handlers_generic_handler(COLLECTOR_SERVICE, {"PostSpans": post_spans})
@@ -89,14 +85,9 @@ class JaegerGrpcReceiver:
                     SAMPLING_SERVICE, {"GetSamplingStrategy": get_strategy}
                 )
             )
-        server.add_generic_rpc_handlers(handlers)
-        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        try:
-            self.port = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from None
-        await server.start()
-        self._server = server
+        self._server, self.port = await start_grpc_server(
+            handlers, self.host, self.port, self._max_message
+        )
         log.info("Jaeger gRPC receiver listening on %s:%d", self.host, self.port)
 
     async def stop(self, grace: float | None = 5.0) -> None:

@@ -23,6 +23,7 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs.otlp_proto import DecodedBatch, decode_request
 from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
+from tracemesh.collector.receivers.grpc_server import start_grpc_server
 from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
 from tracemesh.runtime.metrics import Metrics
 
@@ -73,24 +74,11 @@ class OtlpGrpcReceiver:
         self._rejected = metrics.spans_rejected.labels(RECEIVER, FORMAT)
 
     async def start(self) -> None:
-        options = [
-            ("grpc.max_receive_message_length", self._max_message),
-            # gRPC sets SO_REUSEPORT by default, which lets a second server share a busy port
-            # silently; we want "address in use" instead.
-            ("grpc.so_reuseport", 0),
-        ]
-        server = grpc.aio.server(options=options)
         handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in and out
-        server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+        handlers = [grpc.method_handlers_generic_handler(SERVICE, {"Export": handler})]
+        self._server, self.port = await start_grpc_server(
+            handlers, self.host, self.port, self._max_message
         )
-        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        try:
-            self.port = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {address}: {exc}") from None
-        await server.start()
-        self._server = server
         log.info("OTLP/gRPC receiver listening on %s:%d", self.host, self.port)
 
     async def stop(self, grace: float | None = 5.0) -> None:
