@@ -9,9 +9,12 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test lint typecheck unit bench install clean
 
-$(VENV)/.installed: pyproject.toml uv.lock
+ACCEL := $(wildcard src/tracemesh/accel/*.c)
+
+# The C accelerators are compiled by the project's own (editable) install: rebuilt when they change.
+$(VENV)/.installed: pyproject.toml uv.lock setup.py $(ACCEL)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --user uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --reinstall-package tracemesh
 	@touch $@
 
 install: $(VENV)/.installed
