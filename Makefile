@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck unit bench install clean
+.PHONY: run test lint typecheck unit bench install clean ui ui-test browser
 
 ACCEL := $(wildcard src/tracemesh/accel/*.c)
 
@@ -19,7 +19,27 @@ $(VENV)/.installed: pyproject.toml uv.lock setup.py $(ACCEL)
 
 install: $(VENV)/.installed
 
-run: install  ## start all-in-one on the default ports with memory storage
+# The web UI (ui/, TypeScript + React + Vite): built into the package, where the query role
+# serves it; rebuilt when its sources change.
+UI_BUILD := src/tracemesh/query/ui/index.html
+UI_SOURCES := $(shell find ui/src ui/index.html ui/package.json ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
+
+ui/node_modules/.installed: ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+$(UI_BUILD): ui/node_modules/.installed $(UI_SOURCES)
+	cd ui && npm run build
+
+ui: $(UI_BUILD)
+
+ui-test: ui  ## type check and unit tests of the UI
+	cd ui && npx vitest run
+
+browser:  ## Debian's Chromium for the browser tests (never a tool's own browser download)
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
+
+run: install ui  ## start all-in-one on the default ports with memory storage
 	$(PY) -m tracemesh all-in-one $(ARGS)
 
 lint: install
@@ -32,10 +52,10 @@ typecheck: install
 unit: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck unit  ## the whole suite: lint, mypy --strict, unit/contract/e2e tests
+test: lint typecheck ui-test browser unit  ## the whole suite: lint, mypy --strict, unit/contract/e2e tests
 
 bench: install  ## OTLP ingest benchmark (see bench/RESULTS.md)
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis ui/node_modules src/tracemesh/query/ui

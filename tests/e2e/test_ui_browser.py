@@ -1,0 +1,55 @@
+"""The web UI in a real browser: the built UI served by a real all-in-one holding seeded traces,
+driven by Playwright (playwright-core) in Debian's Chromium. The browser tests themselves are the
+`ui/e2e/*.test.mjs` files (node's test runner); this runs them and shows their output on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import ui_seed
+from tests.e2e.server import ROOT, Server, start
+
+UI_BUILD = ROOT / "src" / "tracemesh" / "query" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def ui_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Server, dict[str, object]]]:
+    if not (UI_BUILD / "index.html").exists():
+        pytest.fail("the UI is not built: run `make ui` (make test does)")
+    srv = start(Path(tmp_path_factory.mktemp("ui")), "--query.ui-dir", str(UI_BUILD))
+    seeded = ui_seed.seed(srv.otlp_http)
+    yield srv, seeded
+    assert srv.stop() == 0, srv.log()
+
+
+def browser_tests() -> list[str]:
+    return sorted(p.name for p in (ROOT / "ui" / "e2e").glob("*.test.mjs"))
+
+
+@pytest.mark.parametrize("name", browser_tests())
+def test_in_browser(ui_server: tuple[Server, dict[str, object]], name: str) -> None:
+    if not Path(CHROMIUM).exists() or not shutil.which("node"):
+        pytest.fail(f"browser tests need {CHROMIUM} and node: `make browser` installs Chromium")
+    srv, seeded = ui_server
+    env = {**os.environ, "TRACEMESH_URL": srv.query, "TRACEMESH_SEED": json.dumps(seeded),
+           "TRACEMESH_RESULTS": str(ROOT / "bench" / "out")}  # fmt: skip
+    run = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", f"e2e/{name}"],
+        cwd=ROOT / "ui",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, f"{name} failed:\n{run.stdout}\n{run.stderr}"

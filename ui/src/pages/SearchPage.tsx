@@ -1,0 +1,4 @@
+// Placeholder: being written.
+export default function SearchPage() {
+  return <p className="empty">SearchPage</p>;
+}

@@ -1,0 +1,4 @@
+// Placeholder: being written.
+export default function ServiceGraphPage() {
+  return <p className="empty">ServiceGraphPage</p>;
+}

@@ -1,0 +1,4 @@
+// Placeholder: being written.
+export default function TracePage() {
+  return <p className="empty">TracePage</p>;
+}
