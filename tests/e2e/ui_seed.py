@@ -38,29 +38,74 @@ def checkout(rnd: random.Random, start_ns: int, slow: bool, linked: bytes) -> li
     res = _resources()
     trace_id = _id(rnd, 16)
     ms = 1_000_000
-    root = Span(trace_id, _id(rnd, 8), "GET /checkout", start_ns, start_ns + (250 if slow else 120) * ms,
-                kind=SpanKind.SERVER, resource=res["frontend"],
-                attributes={"http.method": "GET", "http.status_code": 500, "http.route": "/checkout"},
-                status=Status(StatusCode.ERROR, "payment failed"))  # fmt: skip
-    cart = Span(trace_id, _id(rnd, 8), "GetCart", start_ns + 5 * ms, start_ns + 40 * ms,
-                parent_span_id=root.span_id, kind=SpanKind.CLIENT, resource=res["cart"],
-                attributes={"cart.items": 3, "retry": False, "ratio": 0.5})  # fmt: skip
-    redis = Span(trace_id, _id(rnd, 8), "HGET", start_ns + 10 * ms, start_ns + 30 * ms,
-                 parent_span_id=cart.span_id, kind=SpanKind.CLIENT, resource=res["redis"],
-                 attributes={"db.system": "redis", "db.statement": "HGET cart:42"})  # fmt: skip
+    root = Span(
+        trace_id,
+        _id(rnd, 8),
+        "GET /checkout",
+        start_ns,
+        start_ns + (250 if slow else 120) * ms,
+        kind=SpanKind.SERVER,
+        resource=res["frontend"],
+        attributes={"http.method": "GET", "http.status_code": 500, "http.route": "/checkout"},
+        status=Status(StatusCode.ERROR, "payment failed"),
+    )
+    cart = Span(
+        trace_id,
+        _id(rnd, 8),
+        "GetCart",
+        start_ns + 5 * ms,
+        start_ns + 40 * ms,
+        parent_span_id=root.span_id,
+        kind=SpanKind.CLIENT,
+        resource=res["cart"],
+        attributes={"cart.items": 3, "retry": False, "ratio": 0.5},
+    )
+    redis = Span(
+        trace_id,
+        _id(rnd, 8),
+        "HGET",
+        start_ns + 10 * ms,
+        start_ns + 30 * ms,
+        parent_span_id=cart.span_id,
+        kind=SpanKind.CLIENT,
+        resource=res["redis"],
+        attributes={"db.system": "redis", "db.statement": "HGET cart:42"},
+    )
     pay_end = start_ns + (240 if slow else 110) * ms
-    payment = Span(trace_id, _id(rnd, 8), "Charge", start_ns + 45 * ms, pay_end,
-                   parent_span_id=root.span_id, kind=SpanKind.CLIENT, resource=res["payment"],
-                   attributes={"payment.amount": 42.5, "card.brand": "visa"},
-                   status=Status(StatusCode.ERROR, "card declined"),
-                   events=[Event(start_ns + 60 * ms, "exception",
-                                 {"exception.type": "CardError", "exception.message": "declined"})],
-                   links=[Link(linked, _id(rnd, 8), attributes={"link.reason": "retry of"})])  # fmt: skip
+    payment = Span(
+        trace_id,
+        _id(rnd, 8),
+        "Charge",
+        start_ns + 45 * ms,
+        pay_end,
+        parent_span_id=root.span_id,
+        kind=SpanKind.CLIENT,
+        resource=res["payment"],
+        attributes={"payment.amount": 42.5, "card.brand": "visa"},
+        status=Status(StatusCode.ERROR, "card declined"),
+        events=[
+            Event(
+                start_ns + 60 * ms,
+                "exception",
+                {"exception.type": "CardError", "exception.message": "declined"},
+            )
+        ],
+        links=[Link(linked, _id(rnd, 8), attributes={"link.reason": "retry of"})],
+    )
     spans = [root, cart, redis, payment]
     if slow:
-        spans.append(Span(trace_id, _id(rnd, 8), "FraudCheck", start_ns + 50 * ms,
-                          start_ns + 200 * ms, parent_span_id=payment.span_id,
-                          kind=SpanKind.INTERNAL, resource=res["payment"]))  # fmt: skip
+        spans.append(
+            Span(
+                trace_id,
+                _id(rnd, 8),
+                "FraudCheck",
+                start_ns + 50 * ms,
+                start_ns + 200 * ms,
+                parent_span_id=payment.span_id,
+                kind=SpanKind.INTERNAL,
+                resource=res["payment"],
+            )
+        )
     return spans
 
 
@@ -69,15 +114,31 @@ def small(rnd: random.Random, start_ns: int, index: int) -> list[Span]:
     trace_id = _id(rnd, 16)
     ms = 1_000_000
     duration = (index + 1) * 3 * ms
-    root = Span(trace_id, _id(rnd, 8), f"GET /item/{index % 3}", start_ns, start_ns + duration,
-                kind=SpanKind.SERVER, resource=res["frontend"],
-                attributes={"http.status_code": 200, "customer": f"c{index}"})  # fmt: skip
+    root = Span(
+        trace_id,
+        _id(rnd, 8),
+        f"GET /item/{index % 3}",
+        start_ns,
+        start_ns + duration,
+        kind=SpanKind.SERVER,
+        resource=res["frontend"],
+        attributes={"http.status_code": 200, "customer": f"c{index}"},
+    )
     spans = [root]
     for i in range(index % 4):
         service = SERVICES[1 + i % 3]
-        spans.append(Span(trace_id, _id(rnd, 8), f"call-{i}", start_ns + ms, start_ns + duration // 2,
-                          parent_span_id=root.span_id, kind=SpanKind.CLIENT,
-                          resource=res[service]))  # fmt: skip
+        spans.append(
+            Span(
+                trace_id,
+                _id(rnd, 8),
+                f"call-{i}",
+                start_ns + ms,
+                start_ns + duration // 2,
+                parent_span_id=root.span_id,
+                kind=SpanKind.CLIENT,
+                resource=res[service],
+            )
+        )
     return spans
 
 
@@ -86,25 +147,46 @@ def large(rnd: random.Random, start_ns: int, count: int) -> list[Span]:
     res = list(_resources().values())
     trace_id = _id(rnd, 16)
     total_ns = 5_000_000_000
-    root = Span(trace_id, _id(rnd, 8), "batch-job", start_ns, start_ns + total_ns,
-                kind=SpanKind.SERVER, resource=res[0])  # fmt: skip
+    root = Span(
+        trace_id,
+        _id(rnd, 8),
+        "batch-job",
+        start_ns,
+        start_ns + total_ns,
+        kind=SpanKind.SERVER,
+        resource=res[0],
+    )
     spans = [root]
     for i in range(1, count):
         parent = spans[rnd.randrange(max(1, i - 50), i)] if i > 50 else spans[rnd.randrange(i)]
         begin = parent.start_ns + rnd.randrange(max(1, (parent.end_ns - parent.start_ns) // 2))
         end = min(parent.end_ns, begin + rnd.randrange(1000, 50_000_000))
-        spans.append(Span(trace_id, _id(rnd, 8), f"step-{i % 97}", begin, max(end, begin + 1000),
-                          parent_span_id=parent.span_id, kind=SpanKind.INTERNAL,
-                          resource=res[i % len(res)], attributes={"i": i},
-                          status=Status(StatusCode.ERROR) if i % 1000 == 0 else Status()))  # fmt: skip
+        spans.append(
+            Span(
+                trace_id,
+                _id(rnd, 8),
+                f"step-{i % 97}",
+                begin,
+                max(end, begin + 1000),
+                parent_span_id=parent.span_id,
+                kind=SpanKind.INTERNAL,
+                resource=res[i % len(res)],
+                attributes={"i": i},
+                status=Status(StatusCode.ERROR) if i % 1000 == 0 else Status(),
+            )
+        )
     return spans
 
 
 def post(otlp_http_url: str, spans: list[Span]) -> None:
     for first in range(0, len(spans), 5000):
         body = request_from_spans(spans[first : first + 5000]).SerializeToString()
-        response = httpx.post(otlp_http_url, content=body, timeout=60,
-                              headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+        response = httpx.post(
+            otlp_http_url,
+            content=body,
+            timeout=60,
+            headers={"Content-Type": "application/x-protobuf"},
+        )
         response.raise_for_status()
 
 
