@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import unquote
 
@@ -26,6 +26,7 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs.jaeger_json import dependencies_json, group_by_trace, traces_json
 from tracemesh.codecs.otlp_json import spans_from_json
 from tracemesh.model.ids import InvalidIDError, trace_id_to_hex
+from tracemesh.model.span import Span
 from tracemesh.query import api_v3
 from tracemesh.query.params import (
     ParamError,
@@ -68,6 +69,16 @@ def envelope(request: Request, data: object, total: int = 0, errors: object = No
     pretty = first(request.query_params, "prettyPrint")[0] not in ("", "false")
     content = orjson.dumps(payload, option=orjson.OPT_INDENT_2 if pretty else 0)
     return Response(content, media_type="application/json")
+
+
+async def traces_envelope(
+    request: Request, traces: Iterable[Sequence[Span]], errors: object = None
+) -> Response:
+    """Traces as Jaeger JSON, rendered in a worker thread: a search result can be tens of MB, and
+    the event loop must keep serving meanwhile."""
+    return await anyio.to_thread.run_sync(
+        lambda: envelope(request, traces_json(traces), errors=errors)
+    )
 
 
 def instrument(metrics: Metrics, name: str, handler: Handler, render: ErrorRenderer) -> Handler:
@@ -118,7 +129,7 @@ class _JaegerAPI:
         search = parse_search(request.query_params, time.time_ns())
         if not search.trace_ids:
             traces = await self.service.find_traces(search.query, search.raw)
-            return envelope(request, traces_json(traces))
+            return await traces_envelope(request, traces)
         found = await self.service.get_traces(
             search.trace_ids, search.raw, start_ns=search.start_ns, end_ns=search.end_ns
         )
@@ -127,8 +138,8 @@ class _JaegerAPI:
             for trace_id, spans in found
             if spans is None
         ]
-        data = traces_json(spans for _, spans in found if spans)
-        return envelope(request, data, errors=missing or None)
+        traces = [spans for _, spans in found if spans]
+        return await traces_envelope(request, traces, errors=missing or None)
 
     async def trace(self, request: Request) -> Response:
         trace_id = parse_path_trace_id(request.path_params["traceID"])
@@ -137,7 +148,7 @@ class _JaegerAPI:
         spans = await self.service.get_trace(trace_id, raw, start_ns=start, end_ns=end)
         if spans is None:
             return envelope_error(404, TRACE_NOT_FOUND)
-        return envelope(request, traces_json([spans]))
+        return await traces_envelope(request, [spans])
 
     async def dependencies(self, request: Request) -> Response:
         end, lookback, service = parse_dependencies(request.query_params, time.time_ns())

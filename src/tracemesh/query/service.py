@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import anyio
+
 from tracemesh.model.dependency import DependencyLink
 from tracemesh.model.query import Operation, TraceQuery
 from tracemesh.model.span import Span, SpanKind, StatusCode
@@ -122,7 +124,11 @@ class QueryService:
     ) -> list[Span] | None:
         """The trace's spans (adjusted unless `raw`), or None when storage has none of them."""
         spans = await self._storage.reader().get_trace(trace_id, start_ns, end_ns)
-        return self._adjusted(spans, raw) if spans else None
+        if not spans:
+            return None
+        # A 40,000-span trace takes a while to adjust: in a worker thread, the event loop keeps
+        # answering other requests and taking spans meanwhile.
+        return await anyio.to_thread.run_sync(self._adjusted, spans, raw)
 
     async def get_traces(
         self,
@@ -146,6 +152,9 @@ class QueryService:
         """Matching traces, newest first, at most `query.limit`; refused per capabilities."""
         self.check_search(query)
         traces = await self._storage.reader().find_traces(query)
+        return await anyio.to_thread.run_sync(self._adjusted_all, traces, raw)
+
+    def _adjusted_all(self, traces: list[list[Span]], raw: bool) -> list[list[Span]]:
         return [self._adjusted(spans, raw) for spans in traces if spans]
 
     async def find_trace_summaries(self, query: TraceQuery) -> list[TraceSummary]:
