@@ -1,0 +1,351 @@
+"""Proxy benchmark: direct calls vs one tracemesh proxy hop vs one nginx hop, side by side.
+
+The upstream is nginx answering `ok` (1 worker, CPU 1). The proxy under test runs alone on CPU 0;
+the load generators run on CPU 1 (so "one core" means one core, like perf-anchors.md B6). Both
+proxies keep upstream connections alive and add one header (`x-b3-sampled: 1`).
+Per target and run:
+  rate     a separate Python process sends GET /x at a fixed moderate rate (default 1000 req/s
+           over 4 keep-alive connections): p50/p99 latency, and the proxy's CPU and RSS
+  c=1      wrk, 1 connection back to back: p50/p99 (the anchor's "+63 us" figure)
+  max      wrk, 50 connections: requests/s on one core, and the proxy's CPU per 1000 req/s
+Added latency = target - direct. Needs nginx and wrk (`apt-get install -y nginx wrk`).
+Usage: python bench/proxy.py [--runs 3] [--seconds 5] [--rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+HAVE_TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx-{name}.pid;
+error_log {dir}/error-{name}.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {dir}/body-{name};
+  proxy_temp_path {dir}/proxy-{name};
+  fastcgi_temp_path {dir}/fcgi-{name};
+  uwsgi_temp_path {dir}/uwsgi-{name};
+  scgi_temp_path {dir}/scgi-{name};
+  {body}
+}}
+"""
+UPSTREAM_BODY = "server {{ listen 127.0.0.1:{port}; location / {{ return 200 'ok'; }} }}"
+PROXY_BODY = """
+  upstream app {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header x-b3-sampled 1;
+    }}
+  }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if HAVE_TASKSET else argv
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def start_nginx(workdir: Path, name: str, body: str, cpu: int) -> subprocess.Popen[bytes]:
+    conf = workdir / f"{name}.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, name=name, body=body))
+    return subprocess.Popen(pinned(cpu, [NGINX, "-p", str(workdir), "-c", str(conf)]))
+
+
+def start_tracemesh(port: int, upstream: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, __file__, "--serve", str(port), str(upstream)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(pinned(0, argv), env=env)
+
+
+def serve(port: int, upstream: int) -> None:
+    """The tracemesh proxy as the benchmark runs it: every request to the upstream, one header
+    added (as the tracing layer will), on uvloop."""
+    import uvloop
+
+    from tracemesh.mesh.handler import BaseHandler, Exchange, Forward, Respond
+    from tracemesh.mesh.server import ProxyServer
+
+    class Bench(BaseHandler):
+        forward = Forward("127.0.0.1", upstream, set_headers=((b"x-b3-sampled", b"1"),))
+
+        def on_request(self, exchange: Exchange) -> Forward | Respond:
+            return self.forward
+
+    async def main() -> None:
+        server = ProxyServer(Bench())
+        await server.start("127.0.0.1", port)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await server.stop(1.0)
+
+    uvloop.run(main())
+
+
+# -- load at a fixed rate (runs in its own process on CPU 1) --
+
+
+class _Client(asyncio.Protocol):
+    """A keep-alive client reading `HTTP/1.1 200 ...content-length: N` responses."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        length = int(re.search(rb"content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        if len(self.buffer) >= end + 4 + length:
+            self.buffer = self.buffer[end + 4 + length :]
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(None)
+
+
+async def fixed_rate(port: int, rate: float, seconds: float, connections: int) -> list[float]:
+    import uvloop  # noqa: F401  (the caller installs it)
+
+    loop = asyncio.get_running_loop()
+    request = b"GET /x HTTP/1.1\r\nHost: bench\r\n\r\n"
+    latencies: list[float] = []
+    interval = connections / rate
+
+    async def one(offset: float) -> None:
+        _, client = await loop.create_connection(_Client, "127.0.0.1", port)
+        assert client.transport is not None
+        start = time.perf_counter() + offset
+        n = 0
+        while True:
+            due = start + n * interval
+            if due > start + seconds:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            client.waiter = loop.create_future()
+            sent = time.perf_counter()
+            client.transport.write(request)
+            await client.waiter
+            latencies.append(time.perf_counter() - sent)
+            n += 1
+        client.transport.close()
+
+    await asyncio.gather(*(one(i * interval / connections) for i in range(connections)))
+    return latencies
+
+
+def load(port: int, rate: float, seconds: float, connections: int) -> None:
+    import uvloop
+
+    latencies = uvloop.run(fixed_rate(port, rate, seconds, connections))
+    print(json.dumps(latencies))
+
+
+def run_fixed_rate(port: int, args: argparse.Namespace) -> tuple[float, float, float]:
+    argv = [sys.executable, __file__, "--load", str(port), str(args.rate), str(args.seconds), "4"]
+    out = subprocess.run(pinned(1, argv), check=True, capture_output=True, text=True).stdout
+    latencies = sorted(json.loads(out))
+    achieved = len(latencies) / args.seconds
+    return percentile(latencies, 0.50), percentile(latencies, 0.99), achieved
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def run_wrk(port: int, connections: int, seconds: float) -> tuple[float, float, float]:
+    """(requests/s, p50, p99) from wrk --latency."""
+    argv = [WRK, "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
+            f"http://127.0.0.1:{port}/x"]  # fmt: skip
+    out = subprocess.run(pinned(1, argv), check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(label: str) -> float:
+        value, unit = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * UNITS[unit]
+
+    return rps, pct("50"), pct("99")
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        for each in [process, *process.children(recursive=True)]:
+            times = each.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def rss(processes: list[psutil.Process]) -> int:
+    return sum(
+        each.memory_info().rss
+        for process in processes
+        for each in [process, *process.children(recursive=True)]
+    )
+
+
+def measure(
+    port: int, processes: list[psutil.Process], args: argparse.Namespace
+) -> dict[str, float]:
+    run_wrk(port, 50, 1)  # warm up: connections, caches, allocator
+    before = cpu_seconds(processes)
+    p50, p99, achieved = run_fixed_rate(port, args)
+    rate_cpu = (cpu_seconds(processes) - before) / args.seconds
+    rate_rss = rss(processes)
+    _, c1_p50, c1_p99 = run_wrk(port, 1, args.seconds)
+    before = cpu_seconds(processes)
+    started = time.perf_counter()
+    rps, _, _ = run_wrk(port, 50, args.seconds)
+    max_cpu = (cpu_seconds(processes) - before) / (time.perf_counter() - started)
+    return {
+        "p50": p50, "p99": p99, "achieved": achieved, "rate_cpu": rate_cpu, "rss": rate_rss,
+        "c1_p50": c1_p50, "c1_p99": c1_p99, "rps": rps, "max_cpu": max_cpu,
+        "max_rss": rss(processes),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load", nargs=4, type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(*args.serve)
+        return
+    if args.load:
+        port, rate, seconds, connections = args.load
+        load(int(port), rate, seconds, int(connections))
+        return
+    for tool in (NGINX, WRK):
+        if not Path(tool).exists():
+            sys.exit(f"{tool} is missing: apt-get install -y nginx wrk")
+    if not HAVE_TASKSET:
+        print("warning: no taskset or a single CPU: nothing is pinned", file=sys.stderr)
+    upstream_port, nginx_port, tracemesh_port = free_port(), free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="tracemesh-bench-") as tmp:
+        workdir = Path(tmp)
+        proxy_body = PROXY_BODY.format(port=nginx_port, upstream=upstream_port)
+        children = [
+            start_nginx(workdir, "upstream", UPSTREAM_BODY.format(port=upstream_port), cpu=1),
+            start_nginx(workdir, "proxy", proxy_body, cpu=0),
+            start_tracemesh(tracemesh_port, upstream_port),
+        ]
+        try:
+            for port in (upstream_port, nginx_port, tracemesh_port):
+                wait_port(port)
+            targets = {
+                "direct": (upstream_port, []),
+                "tracemesh": (tracemesh_port, [psutil.Process(children[2].pid)]),
+                "nginx": (nginx_port, [psutil.Process(children[1].pid)]),
+            }
+            results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            for run in range(args.runs):
+                for name, (port, processes) in targets.items():
+                    results[name].append(measure(port, processes, args))
+                    print(f"run {run + 1} {name}: {results[name][-1]['rps']:,.0f} req/s",
+                          file=sys.stderr)  # fmt: skip
+        finally:
+            for child in children:
+                child.send_signal(signal.SIGTERM if child is children[2] else signal.SIGQUIT)
+            for child in children:
+                child.wait(timeout=10)
+    report(results, args)
+
+
+def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    med = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+           for name, runs in results.items()}  # fmt: skip
+    direct = med["direct"]
+    us = 1e6
+    print(f"\nmedian of {args.runs} runs; fixed rate {args.rate:.0f} req/s over 4 connections "
+          f"for {args.seconds:.0f} s; max = wrk -t1 -c50; proxies on CPU 0, load on CPU 1\n"
+          )  # fmt: skip
+    print("| path | added p50 / p99 @ rate | added p50 / p99 c=1 | max req/s (1 core) | "
+          "CPU per 1k req/s @ rate / @ max | RSS @ rate / @ max |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name, m in med.items():
+        if name == "direct":
+            print(f"| direct | {m['p50'] * us:.0f} / {m['p99'] * us:.0f} µs (absolute) | "
+                  f"{m['c1_p50'] * us:.0f} / {m['c1_p99'] * us:.0f} µs (absolute) | "
+                  f"{m['rps']:,.0f} (upstream) | - | - |")  # fmt: skip
+            continue
+        per_k_rate = m["rate_cpu"] / (m["achieved"] / 1000)
+        per_k_max = m["max_cpu"] / (m["rps"] / 1000)
+
+        def added(key: str, m: dict[str, float] = m) -> str:
+            return f"+{(m[key] - direct[key]) * us:.0f}"
+
+        print(f"| {name} | {added('p50')} / {added('p99')} µs | {added('c1_p50')} / "
+              f"{added('c1_p99')} µs | {m['rps']:,.0f} | {per_k_rate:.3f} / {per_k_max:.3f} core | "
+              f"{m['rss'] / 2**20:.0f} / {m['max_rss'] / 2**20:.0f} MB |")  # fmt: skip
+    t, n = med["tracemesh"], med["nginx"]
+    latency_ratio = (t["p50"] - direct["p50"]) / max(n["p50"] - direct["p50"], 1e-9)
+    cpu_ratio = (t["max_cpu"] / t["rps"]) / (n["max_cpu"] / n["rps"])
+    print(f"\ntracemesh / nginx: max req/s {t['rps'] / n['rps']:.2f}x; added p50 at rate "
+          f"{latency_ratio:.2f}x; CPU per request at max {cpu_ratio:.2f}x")  # fmt: skip
+    for name, runs in results.items():
+        per_run = ", ".join(f"{r['rps']:,.0f}" for r in runs)
+        print(f"  {name} max req/s per run: {per_run}")
+
+
+if __name__ == "__main__":
+    main()
