@@ -36,6 +36,7 @@ describe('buildTrace', () => {
     const model = buildTrace(trace);
     expect(model.nodes.map((n) => n.id)).toEqual(['a', 'b', 'd', 'c']);
     expect(model.nodes.map((n) => n.depth)).toEqual([0, 1, 2, 1]);
+    expect(model.nodes.map((n) => n.index)).toEqual([0, 1, 2, 3]);
     expect(model.byId.get('d')!.offset).toBe(150);
     expect(model.depth).toBe(3);
     expect(model.errors).toBe(1);

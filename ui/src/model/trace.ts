@@ -10,6 +10,7 @@ export interface SpanNode {
   parent: SpanNode | null;
   children: SpanNode[]; // by start time
   depth: number; // 0 for a root
+  index: number; // position in TraceModel.nodes (the timeline's row order)
   offset: number; // µs from the trace's start
   error: boolean;
   kind: string; // span.kind tag: server, client, producer, consumer, or '' (internal)
@@ -44,18 +45,28 @@ export function isError(span: Span): boolean {
 
 /** The parent id within this trace: the first CHILD_OF reference, else the first FOLLOWS_FROM. */
 export function parentId(span: Span): string | null {
-  const inTrace = span.references.filter((r) => r.traceID === span.traceID);
-  const ref = inTrace.find((r) => r.refType === 'CHILD_OF') ?? inTrace[0];
-  return ref ? ref.spanID : null;
+  let first: string | null = null; // a loop, not filter/find: this runs for every span of huge traces
+  for (const ref of span.references) {
+    if (ref.traceID !== span.traceID) continue;
+    if (ref.refType === 'CHILD_OF') return ref.spanID;
+    first ??= ref.spanID;
+  }
+  return first;
 }
 
 export function buildTrace(trace: Trace): TraceModel {
+  // Few passes with plain loops: this runs once per trace, mostly before the JIT has warmed up,
+  // and a 40,000-span trace must still open quickly.
   const byId = new Map<string, SpanNode>();
   const unknown: Process = { serviceName: 'unknown', tags: [] };
+  const services = new Map<string, number>();
+  let start = Infinity;
+  let end = -Infinity;
+  let errors = 0;
   for (const span of trace.spans) {
     if (byId.has(span.spanID)) continue; // a duplicate id: the first one wins
     const process = trace.processes[span.processID] ?? unknown;
-    const kind = tagValue(span.tags, 'span.kind');
+    const { kind, error } = kindAndError(span.tags);
     byId.set(span.spanID, {
       span,
       id: span.spanID,
@@ -64,10 +75,15 @@ export function buildTrace(trace: Trace): TraceModel {
       parent: null,
       children: [],
       depth: 0,
+      index: 0,
       offset: 0,
-      error: isError(span),
-      kind: typeof kind === 'string' ? kind : '',
+      error,
+      kind,
     });
+    if (error) errors += 1;
+    services.set(process.serviceName, (services.get(process.serviceName) ?? 0) + 1);
+    if (span.startTime < start) start = span.startTime;
+    if (span.startTime + span.duration > end) end = span.startTime + span.duration;
   }
   for (const node of byId.values()) {
     const pid = parentId(node.span);
@@ -79,29 +95,21 @@ export function buildTrace(trace: Trace): TraceModel {
     if (node.parent) node.parent.children.push(node);
     else roots.push(node); // no parent, or its parent never arrived: shown at the top level
   }
-  const byStart = (a: SpanNode, b: SpanNode) => a.span.startTime - b.span.startTime || a.id.localeCompare(b.id);
+  const byStart = (a: SpanNode, b: SpanNode) => a.span.startTime - b.span.startTime || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   roots.sort(byStart);
-  let start = Infinity;
-  let end = -Infinity;
-  for (const node of byId.values()) {
-    node.children.sort(byStart);
-    start = Math.min(start, node.span.startTime);
-    end = Math.max(end, node.span.startTime + node.span.duration);
-  }
+  for (const node of byId.values()) if (node.children.length > 1) node.children.sort(byStart);
   if (!byId.size) start = end = 0;
   const nodes: SpanNode[] = [];
-  const services = new Map<string, number>();
   let depth = 0;
-  let errors = 0;
   // Iterative depth-first walk: a 40,000-span chain must not overflow the stack.
-  const stack: SpanNode[] = [...roots].reverse();
+  const stack: SpanNode[] = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push(roots[i]);
   while (stack.length) {
     const node = stack.pop()!;
     node.depth = node.parent ? node.parent.depth + 1 : 0;
     node.offset = node.span.startTime - start;
-    depth = Math.max(depth, node.depth + 1);
-    if (node.error) errors += 1;
-    services.set(node.service, (services.get(node.service) ?? 0) + 1);
+    if (node.depth >= depth) depth = node.depth + 1;
+    node.index = nodes.length;
     nodes.push(node);
     for (let i = node.children.length - 1; i >= 0; i--) stack.push(node.children[i]);
   }
@@ -122,20 +130,33 @@ export function buildTrace(trace: Trace): TraceModel {
   };
 }
 
+/** The span.kind tag (the first one, if a string) and isError, in one pass over the tags. */
+function kindAndError(tags: KeyValue[]): { kind: string; error: boolean } {
+  let kind: string | null = null;
+  let error = false;
+  for (const tag of tags) {
+    if (tag.key === 'span.kind') kind ??= typeof tag.value === 'string' ? tag.value : '';
+    else if (tag.key === 'error') error ||= tag.value === true || tag.value === 'true';
+    else if (tag.key === 'otel.status_code') error ||= tag.value === 'ERROR';
+  }
+  return { kind: kind ?? '', error };
+}
+
 /** Parent links that close a loop (a corrupt or hostile trace) are cut, so the span becomes a
- * root. Each span is walked once: linear even for a 40,000-span chain. */
+ * root. Each span is walked once: linear even for a 40,000-span chain. `index` (set later by the
+ * depth-first walk) serves as the walk's mark: 1 on the current walk, 2 known to reach a root. */
 function breakCycles(byId: Map<string, SpanNode>): void {
-  const state = new Map<SpanNode, 1 | 2>(); // 1: on the current walk, 2: known to reach a root
+  const path: SpanNode[] = [];
   for (const start of byId.values()) {
-    const path: SpanNode[] = [];
     let at: SpanNode | null = start;
-    while (at && !state.has(at)) {
-      state.set(at, 1);
+    while (at && at.index === 0) {
+      at.index = 1;
       path.push(at);
       at = at.parent;
     }
-    if (at && state.get(at) === 1) at.parent = null; // the walk came back to itself
-    for (const node of path) state.set(node, 2);
+    if (at && at.index === 1) at.parent = null; // the walk came back to itself
+    for (const node of path) node.index = 2;
+    path.length = 0;
   }
 }
 
