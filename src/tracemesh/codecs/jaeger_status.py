@@ -45,8 +45,13 @@ def http_status(value: AttrValue) -> int | None:
     """An integer `http.status_code`, or a string of one as Go's strconv reads it."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and _GO_INT.fullmatch(value) and int(value) in _INT64:
-        return int(value)
+    if isinstance(value, str) and _GO_INT.fullmatch(value):
+        # More than 19 significant digits is out of int64's range anyway, and int() of thousands
+        # of digits raises instead of answering.
+        if len(value.lstrip("+-").lstrip("0")) > 19:
+            return None
+        number = int(value)
+        return number if number in _INT64 else None
     return None
 
 

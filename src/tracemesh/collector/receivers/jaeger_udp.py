@@ -29,7 +29,7 @@ from prometheus_client import Counter
 
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs import thrift_spec as ts
-from tracemesh.codecs.jaeger_thrift import batch_from_thrift
+from tracemesh.codecs.jaeger_thrift import batch_from_thrift, decode_accelerated
 from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_spans
 from tracemesh.codecs.zipkin_thrift import spans_from_zipkin
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
@@ -55,6 +55,9 @@ _RECEIVERS = {"jaeger": "jaeger_udp", "zipkin": "zipkin_udp"}
 
 def decode_datagram(data: bytes, protocol: str) -> DecodedBatch:
     """Rows from one agent message of either method; DecodeError when it is not one."""
+    fast = decode_accelerated(data, protocol, envelope=True)  # emitBatch, when not declined
+    if fast is not None:
+        return fast
     try:
         _, _, args = ts.decode_message(data, protocol, _METHODS)
     except ts.ThriftError as exc:
