@@ -1,4 +1,5 @@
-"""Proxy benchmark: direct calls vs one tracemesh proxy hop vs one nginx hop, side by side.
+"""Proxy benchmark: direct calls vs one tracemesh proxy hop vs one nginx hop, side by side, and
+the real `tracemesh sidecar` (inbound side) with tracing at 0% and 100% sampling.
 
 The upstream is nginx answering `ok` (1 worker, CPU 1). The proxy under test runs alone on CPU 0;
 the load generators run on CPU 1 (so "one core" means one core, like perf-anchors.md B6). Both
@@ -9,7 +10,13 @@ Per target and run:
   c=1      wrk, 1 connection back to back: p50/p99 (the anchor's "+63 us" figure)
   max      wrk, 50 connections: requests/s on one core, and the proxy's CPU per 1000 req/s
 Added latency = target - direct. Needs nginx and wrk (`apt-get install -y nginx wrk`).
-Usage: python bench/proxy.py [--runs 3] [--seconds 5] [--rate 1000]
+
+The sidecar targets run `tracemesh sidecar` exactly as a user would (CPU 0), forwarding to the
+same nginx upstream: at 0% it still reads and writes every trace header and x-request-id; at
+100% it also builds a SERVER span per request and reports it over OTLP/gRPC to a real
+`tracemesh all-in-one` (pinned with the load on CPU 1, whose CPU is not counted as the proxy's).
+Spans the sidecar reported and dropped are read from its /metrics after the runs.
+Usage: python bench/proxy.py [--runs 3] [--seconds 5] [--rate 1000] [--no-sidecar]
 """
 
 from __future__ import annotations
@@ -93,6 +100,50 @@ def start_nginx(workdir: Path, name: str, body: str, cpu: int) -> subprocess.Pop
     conf = workdir / f"{name}.conf"
     conf.write_text(NGINX_CONF.format(dir=workdir, name=name, body=body))
     return subprocess.Popen(pinned(cpu, [NGINX, "-p", str(workdir), "-c", str(conf)]))
+
+
+def start_backend() -> tuple[subprocess.Popen[bytes], int]:
+    """A `tracemesh all-in-one` on free ports, pinned to CPU 1; (process, OTLP/gRPC port)."""
+    flags = ["--otlp.grpc-port", "--otlp.http-port", "--collector.grpc-port",
+             "--collector.http-port", "--zipkin.http-port", "--sampling.http-port",
+             "--query.http-port", "--admin.http-port", "--agent.jaeger-compact-port",
+             "--agent.jaeger-binary-port", "--agent.zipkin-compact-port"]  # fmt: skip
+    ports = {flag: free_port() for flag in flags}
+    argv = [sys.executable, "-m", "tracemesh", "all-in-one"]
+    argv += [str(x) for flag, port in ports.items() for x in (flag, port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(pinned(1, argv), env=env, stdout=subprocess.DEVNULL)
+    wait_port(ports["--admin.http-port"], timeout=60)
+    return proc, ports["--otlp.grpc-port"]
+
+
+def start_sidecar(
+    port: int, upstream: int, admin: int, collector: int, sampling: float
+) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "tracemesh", "sidecar", "--service", "bench",
+            "--label", "version=v1", "--app-port", str(upstream), "--inbound-port", str(port),
+            "--outbound-port", str(free_port()), "--admin-port", str(admin),
+            "--collector", f"127.0.0.1:{collector}", "--sampling", str(sampling),
+            "--log-level", "warning"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(pinned(0, argv), env=env)
+
+
+def span_counts(admin: int) -> dict[str, float]:
+    """Requests served and spans reported and dropped, from a sidecar's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts = {"reported": 0.0, "dropped": 0.0, "requests": 0.0}
+    for line in text.splitlines():
+        if line.startswith("istio_requests_total{"):
+            counts["requests"] += float(line.split()[-1])
+        if line.startswith("tracemesh_proxy_spans_reported_total "):
+            counts["reported"] = float(line.split()[-1])
+        elif line.startswith("tracemesh_proxy_spans_dropped_total{"):
+            counts["dropped"] += float(line.split()[-1])
+    return counts
 
 
 def start_tracemesh(port: int, upstream: int) -> subprocess.Popen[bytes]:
@@ -265,6 +316,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--no-sidecar", action="store_true", help="skip the sidecar targets")
     parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -281,6 +333,11 @@ def main() -> None:
     if not HAVE_TASKSET:
         print("warning: no taskset or a single CPU: nothing is pinned", file=sys.stderr)
     upstream_port, nginx_port, tracemesh_port = free_port(), free_port(), free_port()
+    sidecars = {} if args.no_sidecar else {
+        "sidecar 0%": (free_port(), free_port(), 0.0),
+        "sidecar 100%": (free_port(), free_port(), 100.0),
+    }  # fmt: skip
+    counts: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="tracemesh-bench-") as tmp:
         workdir = Path(tmp)
         proxy_body = PROXY_BODY.format(port=nginx_port, upstream=upstream_port)
@@ -289,26 +346,42 @@ def main() -> None:
             start_nginx(workdir, "proxy", proxy_body, cpu=0),
             start_tracemesh(tracemesh_port, upstream_port),
         ]
+        nginx_children = children[:2]
         try:
+            if sidecars:
+                backend, collector = start_backend()
+                children.append(backend)
+                for port, admin, sampling in sidecars.values():
+                    children.append(start_sidecar(port, upstream_port, admin, collector, sampling))
             for port in (upstream_port, nginx_port, tracemesh_port):
                 wait_port(port)
+            for port, admin, _ in sidecars.values():
+                wait_port(port, timeout=60)
+                wait_port(admin, timeout=60)
             targets = {
                 "direct": (upstream_port, []),
                 "tracemesh": (tracemesh_port, [psutil.Process(children[2].pid)]),
                 "nginx": (nginx_port, [psutil.Process(children[1].pid)]),
             }
+            for index, (name, (port, _, _)) in enumerate(sidecars.items()):
+                targets[name] = (port, [psutil.Process(children[4 + index].pid)])
             results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             for run in range(args.runs):
                 for name, (port, processes) in targets.items():
                     results[name].append(measure(port, processes, args))
                     print(f"run {run + 1} {name}: {results[name][-1]['rps']:,.0f} req/s",
                           file=sys.stderr)  # fmt: skip
+            time.sleep(2.0)  # the last spans' flush interval
+            counts = {name: span_counts(admin) for name, (_, admin, _) in sidecars.items()}
         finally:
             for child in children:
-                child.send_signal(signal.SIGTERM if child is children[2] else signal.SIGQUIT)
+                child.send_signal(signal.SIGQUIT if child in nginx_children else signal.SIGTERM)
             for child in children:
-                child.wait(timeout=10)
+                child.wait(timeout=30)
     report(results, args)
+    for name, count in counts.items():
+        print(f"  {name}: {count['requests']:,.0f} requests, {count['reported']:,.0f} spans "
+              f"reported, {count['dropped']:,.0f} dropped")  # fmt: skip
 
 
 def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
@@ -342,6 +415,16 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     cpu_ratio = (t["max_cpu"] / t["rps"]) / (n["max_cpu"] / n["rps"])
     print(f"\ntracemesh / nginx: max req/s {t['rps'] / n['rps']:.2f}x; added p50 at rate "
           f"{latency_ratio:.2f}x; CPU per request at max {cpu_ratio:.2f}x")  # fmt: skip
+    if "sidecar 100%" in med:
+        s0, s1 = med["sidecar 0%"], med["sidecar 100%"]
+
+        def cost(m: dict[str, float]) -> float:
+            return m["max_cpu"] / m["rps"] * 1e6  # CPU µs per request at max
+
+        print(f"tracing: CPU per request at max {cost(t):.0f} µs plain proxy, {cost(s0):.0f} µs "
+              f"sidecar 0%, {cost(s1):.0f} µs sidecar 100%; max req/s "
+              f"{t['rps']:,.0f} / {s0['rps']:,.0f} / {s1['rps']:,.0f}; added p50 at rate "
+              f"+{(s1['p50'] - t['p50']) * us:.0f} µs over the plain proxy")  # fmt: skip
     for name, runs in results.items():
         per_run = ", ".join(f"{r['rps']:,.0f}" for r in runs)
         print(f"  {name} max req/s per run: {per_run}")

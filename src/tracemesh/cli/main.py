@@ -8,6 +8,7 @@ import logging
 import sys
 
 from tracemesh.runtime import config as cfg
+from tracemesh.runtime import proxy_options
 
 DESCRIPTION = """\
 tracemesh: a distributed tracing backend that speaks Jaeger's and OpenTelemetry's protocols.
@@ -41,6 +42,34 @@ COMMANDS = {
     ),
 }
 
+PROXY_COMMANDS = {
+    "sidecar": (
+        "the mesh sidecar: inbound and outbound proxy with tracing",
+        "Stand in front of one service instance. Inbound (--inbound-port): requests from the "
+        "mesh go to the local app (--app-port) with a SERVER span each and the trace context "
+        "injected. Outbound (--outbound-port): the app's calls (Host: <service>, or through "
+        "HTTP_PROXY) are routed by the mesh file's routes to an instance's inbound sidecar "
+        "(--registry, --endpoint) with a CLIENT span each. Spans go to --collector.",
+    ),
+    "gateway": (
+        "the ingress gateway: the edge of the mesh, where traces start",
+        "Take requests from outside (--port), route them by host and path (the mesh file's "
+        "gateway.routes) to a service's inbound sidecars, start the trace and the x-request-id "
+        "when none arrives, and report one span per request.",
+    ),
+}
+
+PROXY_EXAMPLES = """\
+examples:
+  tracemesh sidecar --service hello --label version=v1 --app-port 8080 \\
+      --inbound-port 15006 --outbound-port 15001 --mesh mesh.yaml \\
+      --endpoint formatter[version=v1]=127.0.0.1:15106 --collector 127.0.0.1:4317
+  tracemesh gateway --mesh mesh.yaml --endpoint hello=127.0.0.1:15006 --sampling 1
+
+/health and /metrics (istio_requests_total, istio_request_duration_milliseconds, span drops)
+are on --admin-port.
+"""
+
 EXAMPLES = """\
 examples:
   tracemesh all-in-one                                  default ports, memory storage
@@ -64,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         cfg.add_arguments(role)
+    for name, (summary, text) in PROXY_COMMANDS.items():
+        role = sub.add_parser(
+            name, help=summary, description=text, epilog=PROXY_EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+        proxy_options.add_arguments(role, name)
     return parser
 
 
@@ -76,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in PROXY_COMMANDS:
+        return _run_proxy(args)
     config = cfg.from_namespace(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -87,6 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         _install_event_loop()
         asyncio.run(run(config, args.command))
     except OSError as exc:
+        logging.getLogger("tracemesh").error("%s", exc)
+        return 1
+    return 0
+
+
+def _run_proxy(args: argparse.Namespace) -> int:
+    options = proxy_options.from_namespace(args)
+    logging.basicConfig(
+        level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    from tracemesh.runtime.proxy_process import run
+
+    try:
+        _install_event_loop()
+        asyncio.run(run(options, args.command))
+    except (OSError, ValueError) as exc:  # a busy port, a bad mesh or registry file, a bad flag
         logging.getLogger("tracemesh").error("%s", exc)
         return 1
     return 0

@@ -277,7 +277,7 @@ class Forwarder:
                     "collector at %s reachable again after %d attempts", self.endpoint, attempts
                 )
             self._failing = False
-            rejected = _rejected(response)
+            rejected = rejected_spans(response)
             if rejected:
                 self._lose(rejected, "the collector rejected them as invalid (partial success)")
             self._sent.inc(count - rejected)
@@ -330,7 +330,8 @@ def _scope_bytes(scope: Scope) -> bytes:
     return bytes(pb.SerializeToString())
 
 
-def _rejected(response: bytes) -> int:
+def rejected_spans(response: bytes) -> int:
+    """`partial_success.rejected_spans` of a serialized ExportTraceServiceResponse (0 if none)."""
     if not response:
         return 0
     try:

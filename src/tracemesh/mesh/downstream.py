@@ -212,8 +212,19 @@ class ClientConnection(asyncio.Protocol):
         elif head.method == b"PRI":  # h2c: no HTTP/1 answer makes sense to an HTTP/2 client
             ex.add_flag(decision.flag)
             self._close()
+        elif decision.delay > 0:
+            ex.add_flag(flags.DELAY_INJECTED)
+            self.waiting = True  # the body waits, queued, until the answer
+            loop = asyncio.get_running_loop()
+            self.delay = loop.call_later(decision.delay, self._delayed_respond, decision)
         else:
             self._respond(decision.status, decision.body, decision.headers, decision.flag)
+
+    def _delayed_respond(self, decision: Respond) -> None:
+        self.delay = None
+        if self.ex is not None and not self.closing:
+            self._respond(decision.status, decision.body, decision.headers, decision.flag)
+            self._pump()
 
     def _request_body(self, data: bytes) -> None:
         ex = self.ex
@@ -297,9 +308,11 @@ class ClientConnection(asyncio.Protocol):
         )  # fmt: skip
         self.req_chunked = head.framing == "chunked"
         self.waiting = True
+        wait = forward.delay + forward.backoff
         if forward.delay > 0:
             ex.add_flag(flags.DELAY_INJECTED)
-            self.delay = asyncio.get_running_loop().call_later(forward.delay, self._delayed)
+        if wait > 0:
+            self.delay = asyncio.get_running_loop().call_later(wait, self._delayed)
         else:
             self._connect(fresh=head.method == b"PRI")  # a tunnel never shares a connection
 

@@ -38,7 +38,8 @@ class Forward:
     authority: bytes | None = None  # new Host header value
     path: bytes | None = None  # new request target (origin-form)
     timeout: float | None = None  # request end -> response end for this try; None: the default
-    delay: float = 0.0  # wait this long first (fault injection)
+    delay: float = 0.0  # wait this long first (fault injection: flags the exchange DI)
+    backoff: float = 0.0  # wait this long first too, unflagged (a retry's backoff)
     cluster: str = ""  # a name for the destination, for spans and logs
 
 
@@ -50,6 +51,7 @@ class Respond:
     body: bytes = b""
     headers: Sequence[tuple[bytes, bytes]] = ()
     flag: str = "-"  # response_flags for the exchange, e.g. NR (no route), FI (fault injected)
+    delay: float = 0.0  # answer after this long (an injected delay before an abort: flags DI)
 
 
 # Envoy's response_flags this server sets itself.

@@ -5,17 +5,23 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tracemesh.runtime.metrics import Metrics
-
 HealthCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class HasRegistry(Protocol):
+    """What /metrics serves: any process's metrics object with its own registry."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
 
 
 def go_duration(seconds: float) -> str:
@@ -30,7 +36,7 @@ def go_duration(seconds: float) -> str:
     return text
 
 
-def build_app(metrics: Metrics, check: HealthCheck) -> Starlette:
+def build_app(metrics: HasRegistry, check: HealthCheck) -> Starlette:
     """`check` reports each role's readiness; health is 200 only when every one is serving."""
     up_since = datetime.now(UTC)
     started = time.monotonic()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from tracemesh.query.service import QueryService
 from tracemesh.runtime import admin, ports
 from tracemesh.runtime.config import Config
 from tracemesh.runtime.http_server import HttpServer
+from tracemesh.runtime.lifecycle import Listener, run_until_signalled
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.runtime.tasks import TaskOwner
 from tracemesh.sampling import http as sampling_http
@@ -55,17 +55,6 @@ def make_storage(config: Config) -> Storage:
     if config.storage == "memory":
         return MemoryStorage(MemoryConfig(max_traces=config.memory_max_traces))
     raise ValueError(f"unknown storage {config.storage!r}")
-
-
-@dataclass
-class Listener:
-    """Something bound to a port; `intake` listeners take spans and stop before the flush."""
-
-    name: str
-    where: str
-    stop: Callable[[], Awaitable[None]]
-    serving: Callable[[], bool]
-    intake: bool
 
 
 @dataclass
@@ -269,21 +258,5 @@ async def run(config: Config, command: str) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     tune_gc()
     process = Process(config, command)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await process.start()
-    except BaseException:
-        await process.stop()
-        raise
-    width = max(len(name) for name, _ in process.listening)
     storage = f" (storage: {process.storage.name})" if process.storage is not None else ""
-    log.info("tracemesh %s is up%s", command, storage)
-    for name, where in process.listening:
-        log.info("  %s  %s", name.ljust(width), where)
-    await stop.wait()
-    log.info("shutting down: flushing queued spans")
-    await process.stop()
-    log.info("stopped")
+    await run_until_signalled(process, lambda: f"tracemesh {command} is up{storage}")

@@ -18,6 +18,7 @@ import uvicorn
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PIECE = 64 * 1024
 
 
@@ -90,11 +91,12 @@ async def respond(
 
 
 @asynccontextmanager
-async def uvicorn_upstream() -> AsyncIterator[int]:
-    """Serve `app` on a free loopback port in the running loop; yields the port."""
+async def uvicorn_upstream(asgi: ASGIApp | None = None) -> AsyncIterator[int]:
+    """Serve `asgi` (by default `app`) on a free loopback port in the running loop; yields the
+    port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http="httptools", lifespan="off", log_level="critical",
+    config = uvicorn.Config(asgi or app, http="httptools", lifespan="off", log_level="critical",
                             timeout_keep_alive=30)  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

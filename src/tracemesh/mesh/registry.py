@@ -1,0 +1,171 @@
+"""Where each service's instances are: service -> (labels, inbound sidecar address) entries, read
+from a YAML file or `--endpoint` flags, and a round-robin pick among those a subset's labels fit.
+
+The registry stands in for Kubernetes endpoints: an outbound sidecar or the gateway sends a call
+for `formatter` subset `v2` (labels `{version: v2}`) to the inbound sidecar of an instance whose
+labels include those. The file maps a service to its instances:
+
+    formatter:
+      - {address: 127.0.0.1:15011, labels: {version: v1}}
+      - address: 127.0.0.1:15012
+        labels: {version: v2}
+    hello: [127.0.0.1:15001]          # an instance without labels may be a bare address
+
+and the flag form is `SERVICE=HOST:PORT` or `SERVICE[k=v,k2=v2]=HOST:PORT`, repeatable.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from yaml.nodes import Node
+
+from tracemesh.mesh.yaml_nodes import MAX_BYTES, STR, NodeReader, compose
+
+T = TypeVar("T")
+
+Address = tuple[str, int]
+_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?")
+_FLAG = re.compile(r"(?P<service>[^\[=]+)(?:\[(?P<labels>[^\]]*)\])?=(?P<address>.+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    address: Address
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def fits(self, labels: Mapping[str, str]) -> bool:
+        return all(self.labels.get(key) == value for key, value in labels.items())
+
+
+def parse_address(text: str) -> Address:
+    """`host:port` (or `[v6]:port`) -> (host, port); ValueError when not one."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"an address must be host:port, got {text!r}")
+    return host, int(port)
+
+
+class Registry:
+    """Instances per service; `pick` rotates through those that fit, so load spreads evenly."""
+
+    def __init__(self, instances: Mapping[str, Sequence[Instance]] | None = None) -> None:
+        self._instances = {name: tuple(items) for name, items in (instances or {}).items()}
+        self._turns: dict[tuple[str, frozenset[tuple[str, str]]], itertools.count[int]] = {}
+        self._fitting: dict[tuple[str, frozenset[tuple[str, str]]], tuple[Instance, ...]] = {}
+
+    @property
+    def services(self) -> frozenset[str]:
+        return frozenset(self._instances)
+
+    def instances(self, service: str) -> tuple[Instance, ...]:
+        return self._instances.get(service, ())
+
+    def pick(
+        self, service: str, labels: Mapping[str, str], avoid: Address | None = None
+    ) -> Address | None:
+        """The next instance of `service` carrying `labels`, preferring one other than `avoid`
+        (the address a failed try went to); None when no instance fits."""
+        key = (service, frozenset(labels.items()))
+        fitting = self._fitting.get(key)
+        if fitting is None:
+            fitting = tuple(i for i in self._instances.get(service, ()) if i.fits(labels))
+            self._fitting[key] = fitting
+            self._turns[key] = itertools.count()
+        if not fitting:
+            return None
+        turn = next(self._turns[key])
+        address = fitting[turn % len(fitting)].address
+        if address == avoid and len(fitting) > 1:
+            address = fitting[(turn + 1) % len(fitting)].address
+        return address
+
+    def merged(self, other: Registry) -> Registry:
+        """This registry with `other`'s services added (`other` wins a service both name)."""
+        return Registry({**self._instances, **other._instances})
+
+
+def parse_endpoint(text: str) -> tuple[str, Instance]:
+    """One `SERVICE[k=v,...]=HOST:PORT` flag value; ValueError naming what is wrong."""
+    found = _FLAG.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"an endpoint must be SERVICE=HOST:PORT or SERVICE[k=v]=HOST:PORT, "
+                         f"got {text!r}")  # fmt: skip
+    service = _service(found["service"].strip())
+    labels: dict[str, str] = {}
+    for item in filter(None, (found["labels"] or "").split(",")):
+        key, sep, value = item.partition("=")
+        labels[_label(key.strip())] = _label(value.strip()) if sep else ""
+    return service, Instance(parse_address(found["address"]), labels)
+
+
+def from_endpoints(values: Iterable[str]) -> Registry:
+    grouped: dict[str, list[Instance]] = {}
+    for text in values:
+        service, instance = parse_endpoint(text)
+        grouped.setdefault(service, []).append(instance)
+    return Registry(grouped)
+
+
+def load_registry(text: str | bytes, source: str = "registry.yaml") -> Registry:
+    """The registry in a YAML document; ConfigError at the line and column of the first
+    mistake. An empty document is an empty registry."""
+    root = compose(text, source)
+    if root is None:
+        return Registry()
+    reader = _Reader(source)
+    grouped: dict[str, list[Instance]] = {}
+    for key, value in reader.entries(root, "the registry").items():
+        service = reader.checked(key, _service, reader.string(key, "a service name"))
+        items = reader.sequence(value, f"the instances of {service!r}")
+        grouped[service] = [reader.instance(item) for item in items]
+    return Registry(grouped)
+
+
+def read_registry(path: str | os.PathLike[str]) -> Registry:
+    """`load_registry` on a file, reading no more than the size limit allows."""
+    with open(path, "rb") as file:
+        data = file.read(MAX_BYTES + 1)
+    return load_registry(data, os.fspath(path))
+
+
+class _Reader(NodeReader):
+    def instance(self, node: Node) -> Instance:
+        if node.tag == STR:
+            return Instance(self.checked(node, parse_address, self.string(node, "an address")))
+        fields = self.mapping(node, "an instance", ("address", "labels"), ("address",))
+        address = self.checked(
+            fields["address"], parse_address, self.string(fields["address"], "'address'")
+        )
+        labels: dict[str, str] = {}
+        if "labels" in fields:
+            for key, value in self.string_map(fields["labels"], "'labels'").items():
+                labels[self.checked(fields["labels"], _label, key)] = self.checked(
+                    fields["labels"], _label, value
+                )
+        return Instance(address, labels)
+
+    def checked(self, node: Node, check: Callable[[str], T], text: str) -> T:
+        try:
+            return check(text)
+        except ValueError as exc:
+            self.fail(node, str(exc))
+
+
+def _service(name: str) -> str:
+    if not _NAME.fullmatch(name) or len(name) > 253:
+        raise ValueError(f"{name!r} is not a service name (lower-case DNS name)")
+    return name
+
+
+def _label(text: str) -> str:
+    if text and not _LABEL.fullmatch(text):
+        raise ValueError(f"{text!r} is not a label name or value")
+    return text
