@@ -217,7 +217,7 @@ test('every view of the trace renders', async () => {
   const page = await openTrace(`/trace/${SEED.checkout_slow}`);
   for (const name of ['Span table', 'Statistics', 'Flame graph', 'Trace graph', 'Timeline']) {
     await page.getByRole('tab', { name }).click();
-    assert.equal(await page.getByRole('tab', { name, selected: true }).count(), 1);
+    await page.getByRole('tab', { name, selected: true }).waitFor(); // after the URL's ?view= changed
     const panel = page.getByRole('tabpanel');
     await page.waitForFunction(() => {
       const view = document.querySelector('.trace-other-view') ?? document.querySelector('.timeline:not([hidden])');
