@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { BASE, launch, SEED } from './browser.mjs';
 
 const SERVER_RUNS = 2;
-const MEMORY_RUNS = 5;
+const MEMORY_RUNS = 3;
 const OPEN_BUDGET_MS = 1000; // the 10,000-span trace, navigation start to rows on screen
 const results = { openBudgetMs: OPEN_BUDGET_MS, machine: { cpus: os.cpus().length, loadavg: os.loadavg().map((l) => +l.toFixed(2)) }, traces: {} };
 let browser;
