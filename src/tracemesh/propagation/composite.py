@@ -38,12 +38,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from tracemesh.propagation import b3, baggage, jaeger, request_id, w3c
 from tracemesh.propagation.baggage import BaggageForm
 from tracemesh.propagation.carrier import HEADERS, INDEXED, Edits, Getter, Setter
 from tracemesh.propagation.context import SamplingFlags, SpanContext
+
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class Format(StrEnum):
@@ -102,29 +104,17 @@ class Extraction:
         )
 
 
-def _formats(names: Iterable[str | Format]) -> tuple[Format, ...]:
-    out: list[Format] = []
+def _choices(kind: type[_E], names: Iterable[str | _E], what: str) -> tuple[_E, ...]:
+    """Configured names as members of `kind`, in order, each once; an unknown name is an error."""
+    out: list[_E] = []
     for name in names:
         try:
-            fmt = Format(name)
+            member = kind(name)
         except ValueError:
-            known = ", ".join(f.value for f in Format)
-            raise ValueError(f"unknown propagation format {name!r}; known: {known}") from None
-        if fmt not in out:
-            out.append(fmt)
-    return tuple(out)
-
-
-def _baggage_forms(names: Iterable[str | BaggageForm]) -> tuple[BaggageForm, ...]:
-    out: list[BaggageForm] = []
-    for name in names:
-        try:
-            form = BaggageForm(name)
-        except ValueError:
-            known = ", ".join(f.value for f in BaggageForm)
-            raise ValueError(f"unknown baggage form {name!r}; known: {known}") from None
-        if form not in out:
-            out.append(form)
+            known = ", ".join(m.value for m in kind)
+            raise ValueError(f"unknown {what} {name!r}; known: {known}") from None
+        if member not in out:
+            out.append(member)
     return tuple(out)
 
 
@@ -172,10 +162,10 @@ class Propagator:
         request_ids: bool = True,
         generate_request_id: bool = True,
     ) -> None:
-        self.read = _formats(read)
-        self.write = _formats(write)
-        self.read_baggage = _baggage_forms(read_baggage)
-        self.write_baggage = _baggage_forms(write_baggage)
+        self.read = _choices(Format, read, "propagation format")
+        self.write = _choices(Format, write, "propagation format")
+        self.read_baggage = _choices(BaggageForm, read_baggage, "baggage form")
+        self.write_baggage = _choices(BaggageForm, write_baggage, "baggage form")
         self.request_ids = request_ids
         self.generate_request_id = generate_request_id
 
