@@ -369,12 +369,7 @@ class ResponseParser(_Parser):
         if self._cut_short:
             self.garbage = True
             return
-        self._in_head = self._in_message = True
-        self._head_fed = self._feeding
-        self._headers = []
-        self._trailers = 0
-        self._special = {}
-        self._repeated = None
+        super().on_message_begin()
 
     def on_body(self, body: bytes) -> None:
         if self._cut_short:
