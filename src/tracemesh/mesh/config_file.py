@@ -42,13 +42,13 @@ from tracemesh.mesh.routes import (
 from tracemesh.mesh.string_match import MatchKind, StringMatch
 from tracemesh.mesh.yaml_nodes import (
     INT,
-    MAX_BYTES,
     STR,
     ConfigError,
     NodeReader,
     compose,
     describe,
     did_you_mean,
+    read_limited,
 )
 
 __all__ = [
@@ -107,9 +107,7 @@ def load_mesh(text: str | bytes, source: str = "mesh.yaml") -> MeshConfig:
 
 def read_mesh_file(path: str | os.PathLike[str]) -> MeshConfig:
     """`load_mesh` on a file, reading no more than the size limit allows."""
-    with open(path, "rb") as file:
-        data = file.read(MAX_BYTES + 1)
-    return load_mesh(data, os.fspath(path))
+    return load_mesh(read_limited(path), os.fspath(path))
 
 
 class _Loader(NodeReader):

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from yaml.nodes import Node
 
-from tracemesh.mesh.yaml_nodes import MAX_BYTES, STR, NodeReader, compose
+from tracemesh.mesh.yaml_nodes import STR, NodeReader, compose, read_limited
 
 T = TypeVar("T")
 
@@ -131,9 +131,7 @@ def load_registry(text: str | bytes, source: str = "registry.yaml") -> Registry:
 
 def read_registry(path: str | os.PathLike[str]) -> Registry:
     """`load_registry` on a file, reading no more than the size limit allows."""
-    with open(path, "rb") as file:
-        data = file.read(MAX_BYTES + 1)
-    return load_registry(data, os.fspath(path))
+    return load_registry(read_limited(path), os.fspath(path))
 
 
 class _Reader(NodeReader):

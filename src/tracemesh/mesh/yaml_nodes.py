@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Callable, Collection
 from typing import Any, NoReturn, cast
 
@@ -66,6 +67,13 @@ def _utf8(text: str | bytes, source: str) -> bytes:
     if len(data) > MAX_BYTES:
         raise ConfigError(source, 1, 1, f"file is larger than the limit of {MAX_BYTES} bytes")
     return data
+
+
+def read_limited(path: str | os.PathLike[str]) -> bytes:
+    """A file's bytes, reading no more than one byte past the size limit (which the loaders
+    then refuse with a clear error)."""
+    with open(path, "rb") as file:
+        return file.read(MAX_BYTES + 1)
 
 
 def _place(before: str) -> tuple[int, int]:
