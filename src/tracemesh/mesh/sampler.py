@@ -46,6 +46,9 @@ class Decision:
 
 NOT_SAMPLED = Decision(False)
 KEEP_SAMPLED = Decision(True)
+_SAMPLED = Decision(True, TraceReason.SAMPLED)
+_SERVICE_FORCED = Decision(True, TraceReason.SERVICE_FORCED)
+_CLIENT_FORCED = Decision(True, TraceReason.CLIENT_FORCED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +131,18 @@ class Sampler:
         if trace_reason(request_id) in _FORCED:
             return KEEP_SAMPLED
         if force:
-            return Decision(True, TraceReason.SERVICE_FORCED)
+            return _SERVICE_FORCED
         if client_force:
-            return Decision(True, TraceReason.CLIENT_FORCED)
-        return (
-            Decision(True, TraceReason.SAMPLED)
-            if self._draw(request_id, operation)
-            else NOT_SAMPLED
-        )
+            return _CLIENT_FORCED
+        return _SAMPLED if self._draw(request_id, operation) else NOT_SAMPLED
 
     def _draw(self, request_id: str, operation: str) -> bool:
         strategy = self._strategy
         if strategy is not None and self._limiter is not None:
             return self._limiter.allow()
         percentage = self.percentage
+        if strategy is None and (percentage >= 100.0 or percentage <= 0.0):
+            return percentage >= 100.0  # every draw (0-9999) is below 10000 and none below 0
         if strategy is not None:
             probability = strategy.operations.get(operation, strategy.probability)
             if probability is not None:

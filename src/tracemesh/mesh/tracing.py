@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tracemesh.mesh.handler import Exchange
 from tracemesh.mesh.mesh_config import PROPAGATION_FORMATS
@@ -26,9 +26,15 @@ from tracemesh.mesh.reporter import SpanSink
 from tracemesh.mesh.sampler import Sampler
 from tracemesh.model.attributes import Attributes
 from tracemesh.model.span import Resource, Scope, Span, SpanKind, Status, StatusCode
-from tracemesh.propagation.composite import DEFAULT_WRITE_BAGGAGE, Extraction, Propagator
+from tracemesh.propagation.composite import (
+    BAGGAGE_HEADERS,
+    CONTEXT_HEADERS,
+    DEFAULT_WRITE_BAGGAGE,
+    Extraction,
+    Propagator,
+)
 from tracemesh.propagation.context import SpanContext
-from tracemesh.propagation.request_id import with_trace_reason
+from tracemesh.propagation.request_id import REQUEST_ID, with_trace_reason
 
 DECORATOR = b"x-envoy-decorator-operation"
 FORCE_TRACE = b"x-envoy-force-trace"
@@ -38,6 +44,8 @@ SCOPE = Scope(name="tracemesh.mesh", version="0.1.0")
 _PROTOCOL = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2.0": "HTTP/2"}
 # Request headers the span reads, besides Host: looked up in one pass over the headers.
 _WANTED = frozenset((b"user-agent", b"x-forwarded-proto", b"x-envoy-downstream-service-cluster"))
+_NAMES = {name: name.encode() for name in (*CONTEXT_HEADERS, *BAGGAGE_HEADERS, REQUEST_ID)}
+"""Header names a propagator writes, encoded once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,22 +163,6 @@ def build_span(
     )
 
 
-class _Collected:
-    """A `Setter` that turns what a propagator writes into `Forward` header edits."""
-
-    __slots__ = ("remove", "set_headers")
-
-    def __init__(self) -> None:
-        self.set_headers: list[tuple[bytes, bytes]] = []
-        self.remove: list[bytes] = []
-
-    def set(self, carrier: object, name: str, value: str) -> None:
-        self.set_headers.append((name.encode("latin-1"), value.encode("latin-1", "replace")))
-
-    def delete(self, carrier: object, name: str) -> None:
-        self.remove.append(name.encode("latin-1"))
-
-
 class Tracer:
     """One proxy's tracing, per request: read what arrived, decide, write what leaves, and
     report the span at the end. No I/O: `sink.report` only buffers."""
@@ -198,16 +190,19 @@ class Tracer:
         )  # fmt: skip
         if decision.reason is not None:
             request_id = with_trace_reason(request_id, decision.reason)
-        context = extraction.start()
-        if context.sampled is decision.sampled and context.request_id == request_id:
-            return context
-        return replace(context, sampled=decision.sampled, request_id=request_id)
+        return extraction.start_with(decision.sampled, request_id)
 
     def inject(self, context: SpanContext) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         """(headers to set, headers to remove) that carry `context` to the next hop."""
-        collected = _Collected()
-        self.propagator.inject(context, None, collected)
-        return collected.set_headers, collected.remove
+        set_headers: list[tuple[bytes, bytes]] = []
+        remove: list[bytes] = []
+        for name, value in self.propagator.changes(context).items():
+            raw = _NAMES.get(name) or name.encode("latin-1")
+            if value is None:
+                remove.append(raw)
+            else:
+                set_headers.append((raw, value.encode("latin-1", "replace")))
+        return set_headers, remove
 
     def finish(
         self,

@@ -47,6 +47,8 @@ _SPAN_HEX = re.compile(r"[0-9a-fA-F]{1,16}")
 _STATES = {"1": (True, False), "0": (False, False), "d": (True, True), "D": (True, True)}
 
 B3Result = SpanContext | SamplingFlags
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
 
 
 def _trace_id(text: str) -> tuple[bytes, bool] | None:
@@ -54,7 +56,7 @@ def _trace_id(text: str) -> tuple[bytes, bool] | None:
     if _TRACE_HEX.fullmatch(text) is None:
         return None
     raw = bytes.fromhex(text.rjust(32, "0"))
-    return (raw, len(text) <= 16) if any(raw) else None
+    return (raw, len(text) <= 16) if raw != _ZERO_TRACE else None
 
 
 def _span_id(text: str) -> bytes | None:
@@ -78,7 +80,7 @@ def parse_single(value: str) -> B3Result | None:
     trace_hex, span_hex, state_char, parent_hex = match.groups()
     trace_id = bytes.fromhex(trace_hex.rjust(32, "0"))
     span_id = bytes.fromhex(span_hex)
-    if not any(trace_id) or not any(span_id):
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
     sampled, debug = _STATES[state_char] if state_char else (None, False)
     return SpanContext(
@@ -133,20 +135,13 @@ def extract_multi(carrier: Any, getter: Getter[Any] = HEADERS) -> B3Result | Non
         return None
     trace = _trace_id(trace_text)
     span_id = _span_id(span_text)
-    if trace is None or span_id is None or not any(span_id):
+    if trace is None or span_id is None or span_id == _ZERO_SPAN:
         return None
     parent_text = _first(getter, carrier, PARENT_SPAN_ID)
     parent = None if parent_text is None else _span_id(parent_text)
     if parent_text is not None and parent is None:
         return None  # junk such as `X-B3-ParentSpanId: -` is malformed, says the spec
-    return SpanContext(
-        trace_id=trace[0],
-        span_id=span_id,
-        parent_span_id=parent,
-        sampled=sampled,
-        debug=debug,
-        trace_id_64bit=trace[1],
-    )
+    return SpanContext(trace[0], span_id, parent, sampled, debug, trace[1])
 
 
 def extract(carrier: Any, getter: Getter[Any] = HEADERS) -> B3Result | None:

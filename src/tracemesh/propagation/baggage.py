@@ -116,14 +116,17 @@ def extract(
     folded: set[str] = set()
     for form in forms:
         if form is BaggageForm.W3C:
-            _merge(merged, folded, parse_w3c(getter.get(carrier, BAGGAGE)), exact=True)
+            w3c_values = getter.get(carrier, BAGGAGE)
+            if w3c_values:
+                _merge(merged, folded, parse_w3c(w3c_values), exact=True)
         elif form is BaggageForm.JAEGER:
             _merge(merged, folded, jaeger.extract_uberctx(carrier, getter))
             jaeger_baggage = getter.get(carrier, jaeger.JAEGER_BAGGAGE)
-            _merge(merged, folded, jaeger.parse_jaeger_baggage(jaeger_baggage))
+            if jaeger_baggage:
+                _merge(merged, folded, jaeger.parse_jaeger_baggage(jaeger_baggage))
         elif form is BaggageForm.PREFIXED:
             _merge(merged, folded, extract_prefixed(carrier, getter))
-    return dict(limits.bounded(merged.items()))
+    return dict(limits.bounded(merged.items())) if merged else merged
 
 
 def _merge(
@@ -145,6 +148,10 @@ def inject(
     forms: Sequence[BaggageForm] = (BaggageForm.W3C,),
 ) -> None:
     """Write the baggage in each form; an empty baggage removes the `baggage` header."""
+    if not baggage:  # the usual case, and only the W3C form has anything to say about it
+        if BaggageForm.W3C in forms:
+            setter.delete(carrier, BAGGAGE)
+        return
     for form in forms:
         if form is BaggageForm.W3C:
             text = format_w3c(baggage)

@@ -201,9 +201,72 @@ class Edits:
                 setter.set(carrier, name, value)
 
 
+class Selection:
+    """Picks out, in one pass, the few headers a propagator reads: those named in `names` or
+    whose name starts with one of `prefixes` (all lowercase), by lowercased name, values decoded.
+
+    A request carries a dozen headers and a propagator reads some of them: checking each name
+    against a set (as bytes, for raw HTTP/1 headers, so nothing else is decoded) and keeping
+    only these makes every later lookup a dict hit on a small dict, and an empty result says
+    at once that the request carries no context at all.
+    """
+
+    __slots__ = ("_byte_names", "_byte_prefixes", "names", "prefixes")
+
+    def __init__(self, names: Iterable[str], prefixes: tuple[str, ...]) -> None:
+        self.names = frozenset(name.lower() for name in names)
+        self.prefixes = tuple(prefix.lower() for prefix in prefixes)
+        self._byte_names = frozenset(name.encode("latin-1") for name in self.names)
+        self._byte_prefixes = tuple(prefix.encode("latin-1") for prefix in self.prefixes)
+
+    def select(self, carrier: object) -> dict[str, list[str]]:
+        """The selected headers of `carrier` (any container `HEADERS` reads), for `TEXT`."""
+        found: dict[str, list[str]] = {}
+        names, prefixes = self.names, self.prefixes
+        if isinstance(carrier, list | tuple):
+            byte_names, byte_prefixes = self._byte_names, self._byte_prefixes
+            for name, raw in carrier:
+                if type(name) is bytes:
+                    low = name.lower()
+                    if low not in byte_names and not low.startswith(byte_prefixes):
+                        continue
+                    key = low.decode("latin-1")
+                else:
+                    key = str(name).lower()
+                    if key not in names and not key.startswith(prefixes):
+                        continue
+                value = _text(raw)
+                values = found.get(key)
+                if values is None:
+                    found[key] = [value]
+                else:
+                    values.append(value)
+            return found
+        for key, raws in HEADERS.index(carrier).items():
+            if key in names or key.startswith(prefixes):
+                found[key] = [_text(raw) for raw in raws]
+        return found
+
+
+class TextGetter:
+    """A `Getter` over what `Selection.select` returns (lowercase names, decoded values).
+
+    Unlike other getters it takes lowercase names only, as every format module passes them:
+    most lookups miss, and lowercasing each name first would double their cost.
+    """
+
+    def get(self, carrier: dict[str, list[str]], name: str) -> list[str]:
+        values = carrier.get(name)
+        return list(values) if values else []
+
+    def keys(self, carrier: dict[str, list[str]]) -> Iterable[str]:
+        return carrier.keys()
+
+
 HEADERS = HeaderAccess()
 """The default getter and setter; propagators use it when the caller passes none."""
 INDEXED = IndexGetter()
+TEXT = TextGetter()
 
 
 def indexed(carrier: Any, getter: Getter[Any]) -> tuple[Any, Getter[Any]]:

@@ -34,7 +34,7 @@ in each form of `write_baggage`, and `x-request-id` when the context has one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from tracemesh.propagation import b3, baggage, jaeger, request_id, w3c
 from tracemesh.propagation.baggage import BaggageForm
-from tracemesh.propagation.carrier import HEADERS, INDEXED, Edits, Getter, Setter
+from tracemesh.propagation.carrier import HEADERS, TEXT, Edits, Getter, Selection, Setter
 from tracemesh.propagation.context import SamplingFlags, SpanContext
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -83,6 +83,38 @@ FOREIGN_HEADERS: tuple[str, ...] = (
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
+_SELECTION = Selection(
+    (*CONTEXT_HEADERS, *BAGGAGE_HEADERS, jaeger.DEBUG_ID, request_id.REQUEST_ID),
+    (jaeger.BAGGAGE_PREFIX, baggage.PREFIX),
+)
+"""Every header `extract_request` may read, whatever the configured formats."""
+_BAGGAGE_STARTS = (baggage.BAGGAGE, jaeger.JAEGER_BAGGAGE, jaeger.BAGGAGE_PREFIX)
+"""What the names of the selected baggage headers start with (`baggage-*` included)."""
+_DEBUG = "debug"
+_FORMAT_OF = {
+    **{name: Format.W3C for name in w3c.HEADER_NAMES},
+    **{name: Format.B3 for name in b3.HEADER_NAMES},
+    jaeger.UBER_TRACE_ID: Format.JAEGER,
+    jaeger.DEBUG_ID: _DEBUG,
+}
+_ALL: frozenset[str] = frozenset((*Format, _DEBUG))
+
+
+def _formats_present(selected: Mapping[str, list[str]]) -> set[str]:
+    """The formats (and the debug id) with a header among `selected`: the others read nothing
+    and can be skipped."""
+    return {_FORMAT_OF[name] for name in selected if name in _FORMAT_OF}
+
+
+_Writer = Callable[[SpanContext, Any, Setter[Any]], None]
+_WRITERS: tuple[tuple[Format, tuple[str, ...], _Writer], ...] = (
+    (Format.W3C, w3c.HEADER_NAMES, w3c.inject),
+    (Format.B3, b3.MULTI_HEADER_NAMES, b3.inject_multi),
+    (Format.B3_SINGLE, (b3.B3,), b3.inject_single),
+    (Format.JAEGER, (jaeger.UBER_TRACE_ID,), jaeger.inject),
+)
+"""Each format `inject` knows, the headers it owns, and its writer, in the order written."""
+
 
 @dataclass(frozen=True, slots=True)
 class Extraction:
@@ -102,6 +134,24 @@ class Extraction:
         return SpanContext.new_root(
             sampled=self.sampled, debug=self.debug, baggage=self.baggage, request_id=self.request_id
         )
+
+    def start_with(self, sampled: bool | None, request_id: str) -> SpanContext:
+        """`start()` with the hop's own sampling decision and request id, built in one go."""
+        if self.context is not None:
+            return self.context.child_with(sampled, request_id)
+        return SpanContext.new_root(
+            sampled=sampled, debug=self.debug, baggage=self.baggage, request_id=request_id
+        )
+
+
+class _Changes(dict[str, str | None]):
+    """A `Setter` that writes into itself; the writers pass lowercase names."""
+
+    def set(self, carrier: object, name: str, value: str) -> None:
+        self[name.lower()] = value
+
+    def delete(self, carrier: object, name: str) -> None:
+        self[name.lower()] = None
 
 
 def _choices(kind: type[_E], names: Iterable[str | _E], what: str) -> tuple[_E, ...]:
@@ -168,6 +218,12 @@ class Propagator:
         self.write_baggage = _choices(BaggageForm, write_baggage, "baggage form")
         self.request_ids = request_ids
         self.generate_request_id = generate_request_id
+        self._read_order = tuple(
+            dict.fromkeys(Format.B3 if f is Format.B3_SINGLE else f for f in self.read)
+        )
+        self._inject_steps = tuple(
+            (writer if fmt in self.write else None, names) for fmt, names, writer in _WRITERS
+        )
 
     def extract(self, carrier: Any, getter: Getter[Any] | None = None) -> SpanContext | None:
         """The incoming context with its baggage and request id; None when there is no valid one.
@@ -178,12 +234,22 @@ class Propagator:
 
     def extract_request(self, carrier: Any, getter: Getter[Any] | None = None) -> Extraction:
         """Everything the request carries, for continuing its trace or starting a new one."""
-        get: Getter[Any] = getter or INDEXED
+        get: Getter[Any]
+        present: Container[str] = _ALL  # which headers to look for; all unless known
+        any_baggage = True
         if getter is None:
-            carrier = HEADERS.index(carrier)
+            carrier, get = _SELECTION.select(carrier), TEXT
+            if not carrier:  # no tracing header at all: the common case at the edge
+                return Extraction(request_id=self._new_request_id())
+            present = _formats_present(carrier)
+            any_baggage = any(name.startswith(_BAGGAGE_STARTS) for name in carrier)
+        else:
+            get = getter
         contexts: list[tuple[Format, SpanContext]] = []
         hint: SamplingFlags | None = None
-        for fmt in dict.fromkeys(Format.B3 if f is Format.B3_SINGLE else f for f in self.read):
+        for fmt in self._read_order:
+            if fmt not in present:
+                continue
             found: SpanContext | SamplingFlags | None = None
             if fmt is Format.W3C:
                 found = w3c.extract(carrier, get)
@@ -195,46 +261,53 @@ class Propagator:
                 contexts.append((fmt, found))
             elif isinstance(found, SamplingFlags) and hint is None:
                 hint = found
-        debug_id = jaeger.extract_debug_id(carrier, get) if Format.JAEGER in self.read else None
-        bag = baggage.extract(carrier, get, self.read_baggage)
+        debug_id = None
+        if Format.JAEGER in self.read and _DEBUG in present:
+            debug_id = jaeger.extract_debug_id(carrier, get)
+        bag = _EMPTY
+        if any_baggage:
+            bag = MappingProxyType(baggage.extract(carrier, get, self.read_baggage))
         rid = ""
         if self.request_ids:
-            rid = request_id.extract(carrier, get) or ""
-            if not rid and self.generate_request_id:
-                rid = request_id.new_request_id()
+            rid = request_id.extract(carrier, get) or self._new_request_id()
         context = None
         if contexts:
-            context = replace(_complete(contexts[0][1], contexts), baggage=bag, request_id=rid)
-            if debug_id:
-                context = replace(context, debug=True)
+            winner = contexts[0][1] if len(contexts) == 1 else _complete(contexts[0][1], contexts)
+            context = winner.with_request(bag, rid, debug=bool(debug_id))
         return Extraction(
             context=context,
             sampled=True if debug_id else (hint.sampled if hint else None),
             debug=bool(debug_id) or (hint.debug if hint else False),
             debug_id=debug_id or "",
-            baggage=MappingProxyType(bag),
+            baggage=bag,
             request_id=rid,
         )
+
+    def _new_request_id(self) -> str:
+        if self.request_ids and self.generate_request_id:
+            return request_id.new_request_id()
+        return ""
 
     def inject(self, ctx: SpanContext, carrier: Any, setter: Setter[Any] | None = None) -> None:
         """Write the context in every `write` format, its baggage and its request id."""
         edits = Edits()
-        writers = {
-            Format.W3C: (w3c.HEADER_NAMES, w3c.inject),
-            Format.B3: (b3.MULTI_HEADER_NAMES, b3.inject_multi),
-            Format.B3_SINGLE: ((b3.B3,), b3.inject_single),
-            Format.JAEGER: ((jaeger.UBER_TRACE_ID,), jaeger.inject),
-        }
-        for fmt, (names, writer) in writers.items():
-            if fmt in self.write:
-                writer(ctx, carrier, edits)
+        edits.changes = self.changes(ctx)
+        edits.apply(carrier, setter)
+
+    def changes(self, ctx: SpanContext) -> dict[str, str | None]:
+        """What `inject` writes: lowercase header name -> value, or None to remove the header."""
+        edits = _Changes()
+        for writer, names in self._inject_steps:
+            if writer is not None:
+                writer(ctx, None, edits)
             else:
                 for name in names:
-                    edits.delete(carrier, name)
-        baggage.inject(ctx.baggage, carrier, edits, self.write_baggage)
+                    edits[name] = None
+        if self.write_baggage:
+            baggage.inject(ctx.baggage, None, edits, self.write_baggage)
         if self.request_ids and ctx.request_id:
-            request_id.inject(ctx.request_id, carrier, edits)
-        edits.apply(carrier, setter)
+            edits[request_id.REQUEST_ID] = ctx.request_id
+        return edits
 
     def strip(
         self,
