@@ -4,12 +4,13 @@ Zipkin v2 JSON (what Envoy's Zipkin tracer posts).
 
 `report(span)` is all a request pays: an append to a bounded buffer. When the buffer is full the
 span is dropped and counted (`dropped["buffer_full"]`). One task takes up to `batch_spans` spans
-once that many wait or `flush_interval` has passed, encodes them (`request_from_spans` or the
-Zipkin encoder) and sends them; while the collector is unreachable the same batch is retried with
-backoff and newer spans wait behind it, up to the bound. A collector that refuses a batch for good
-(an HTTP 4xx other than 408/429, a gRPC INVALID_ARGUMENT...) or rejects spans in a partial
-success loses them (`dropped["rejected"]`); spans still held when `stop` runs out of time are
-`dropped["shutdown"]`. All methods must be called from the event loop the reporter started in.
+once that many wait or `flush_interval` has passed, encodes them (`otlp_encode.encode_request`,
+bytes written directly, or the Zipkin encoder) and sends them; while the collector is unreachable
+the same batch is retried with backoff and newer spans wait behind it, up to the bound. A collector
+that refuses a batch for good (an HTTP 4xx other than 408/429, a gRPC INVALID_ARGUMENT...) or
+rejects spans in a partial success loses them (`dropped["rejected"]`); spans still held when `stop`
+runs out of time are `dropped["shutdown"]`. All methods must be called from the event loop the
+reporter started in.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
-from tracemesh.codecs.otlp_proto import request_from_spans
+from tracemesh.codecs.otlp_encode import encode_request
 from tracemesh.codecs.zipkin_json import encode_spans as zipkin_json
 from tracemesh.collector.agent import EXPORT, rejected_spans
 from tracemesh.mesh.http_client import HttpClient, HttpError
@@ -229,7 +230,7 @@ class _GrpcSender:
         self._export: Any = self._channel.unary_unary(EXPORT)
 
     async def send(self, spans: Sequence[Span]) -> int:
-        request = request_from_spans(spans).SerializeToString()
+        request = encode_request(spans)
         try:
             response: bytes = await self._export(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
@@ -252,7 +253,7 @@ class _HttpSender:
         if self._protocol is ReportProtocol.ZIPKIN:
             body, kind = zipkin_json(spans), "application/json"
         else:
-            body, kind = request_from_spans(spans).SerializeToString(), "application/x-protobuf"
+            body, kind = encode_request(spans), "application/x-protobuf"
         response = await self._client.request("POST", self._path, body, [("content-type", kind)])
         if 200 <= response.status < 300:
             if self._protocol is ReportProtocol.HTTP:
