@@ -105,14 +105,23 @@ def test_cli_roles_trace_a_request_and_expose_health_and_metrics(
         found = httpx.get(f"{server.query}/api/traces", timeout=10, params={
             "service": "ingress-gateway.default", "tags": '{"jaeger-debug-id":"cli-roles-1"}',
             "lookback": "1h"}).json()["data"]  # fmt: skip
-        if found and len(found[0]["spans"]) == 2:
+        if found and len(found[0]["spans"]) == 3:
             trace = found[0]
         time.sleep(0.1)
     assert trace is not None, roles["logs"]["gateway"].read_text()
-    names = {trace["processes"][s["processID"]]["serviceName"]: s for s in trace["spans"]}
-    assert set(names) == {"ingress-gateway.default", "web.default"}
-    web, gateway = names["web.default"], names["ingress-gateway.default"]
-    assert web["references"][0]["spanID"] == gateway["spanID"]
+    names = {
+        (trace["processes"][s["processID"]]["serviceName"], tags(s)["span.kind"]): s
+        for s in trace["spans"]
+    }
+    gw = "ingress-gateway.default"
+    assert set(names) == {(gw, "server"), (gw, "client"), ("web.default", "server")}
+    web, gateway, upstream = (
+        names["web.default", "server"],
+        names[gw, "server"],
+        names[gw, "client"],
+    )
+    assert web["references"][0]["spanID"] == upstream["spanID"]
+    assert upstream["references"][0]["spanID"] == gateway["spanID"]
     assert web["operationName"] == gateway["operationName"] == "web:80/*"
     assert tags(web)["istio.canonical_revision"] == "v7"
     # The plain request made no span, but its metrics count.
@@ -166,9 +175,9 @@ def test_sampling_percentage_forcing_and_debug_ids(server: Server, mesh_file: st
     assert out["forced"]["x-b3-sampled"] == "1"  # trust=all: forcing from outside is honoured
     assert out["forced"]["x-request-id"][14] == "a"
     for key in ("in", "debug", "forced"):
-        trace = run(wait_for_trace(server, out[key]["x-b3-traceid"], 4))
-        assert len(trace["spans"]) == 4
-    assert out["sent"] == 12
+        trace = run(wait_for_trace(server, out[key]["x-b3-traceid"], 5))
+        assert len(trace["spans"]) == 5  # the gateway's two, two at hello, one at the formatter
+    assert out["sent"] == 15
     missing = httpx.get(f"{server.query}/api/traces/{out['out']['x-b3-traceid']}", timeout=10)
     assert missing.status_code == 404
 

@@ -68,24 +68,33 @@ def test_header_copying_app_gives_one_trace_gateway_to_formatter(
             assert response.status_code == 200, response.text
             reply = response.json()
             trace_id = reply["formatter"]["headers"]["x-b3-traceid"]
-            return reply, await wait_for_trace(server, trace_id, 4)
+            return reply, await wait_for_trace(server, trace_id, 5)
 
     reply, trace = run(main())
     assert reply["formatter"]["version"] == "v1"
     spans = spans_by_key(trace)
     assert set(spans) == {
+        ("ingress-gateway.default", "server"),
         ("ingress-gateway.default", "client"),
         ("hello.default", "server"),
         ("hello.default", "client"),
         ("formatter.default", "server"),
     }
-    gateway = spans[("ingress-gateway.default", "client")]
+    gateway = spans[("ingress-gateway.default", "server")]
+    upstream = spans[("ingress-gateway.default", "client")]  # Istio 1.28's upstream span
     hello_in = spans[("hello.default", "server")]
     hello_out = spans[("hello.default", "client")]
     formatter_in = spans[("formatter.default", "server")]
     assert len({s["traceID"] for s in trace["spans"]}) == 1
     assert parent(gateway) is None
-    assert parent(hello_in) == gateway["spanID"]
+    assert parent(upstream) == gateway["spanID"]
+    assert parent(hello_in) == upstream["spanID"]
+    assert upstream["operationName"] == "router outbound|8080||hello egress"
+    u = tags(upstream)
+    assert u["upstream_cluster"] == "outbound|8080||hello" and u["http.status_code"] == "200"
+    assert u["peer.address"] == "127.0.0.1" and u["upstream_address"].startswith("127.0.0.1:")
+    assert u["component"] == "proxy" and u["node_id"].startswith("router~")
+    assert "error" not in u and "guid:x-request-id" not in u  # downstream-only tags, as Envoy's
     assert parent(hello_out) == hello_in["spanID"]
     assert parent(formatter_in) == hello_out["spanID"]
     # Names: the gateway route's, passed to hello's inbound span; the formatter route's likewise.
@@ -93,7 +102,8 @@ def test_header_copying_app_gives_one_trace_gateway_to_formatter(
     name = f"formatter:{FORMATTER_PORT}/*"
     assert hello_out["operationName"] == formatter_in["operationName"] == name
     # One request id everywhere, marked sampled (Envoy's trace reason 9 at index 14).
-    request_ids = {tags(s)["guid:x-request-id"] for s in trace["spans"]}
+    downstream = [s for s in trace["spans"] if s is not upstream]
+    request_ids = {tags(s)["guid:x-request-id"] for s in downstream}
     assert len(request_ids) == 1
     (request_id,) = request_ids
     assert len(request_id) == 36 and request_id[14] == "9"
@@ -103,7 +113,7 @@ def test_header_copying_app_gives_one_trace_gateway_to_formatter(
     assert reply["hello"]["x-b3-spanid"] == hello_in["spanID"]
     assert "x-envoy-decorator-operation" not in reply["hello"]
     assert "x-envoy-decorator-operation" not in reply["formatter"]["headers"]
-    for span in trace["spans"]:
+    for span in downstream:
         t = tags(span)
         assert t["component"] == "proxy"
         assert t["http.method"] == "GET"
@@ -132,7 +142,9 @@ def test_header_copying_app_gives_one_trace_gateway_to_formatter(
         "service.version"
     ) == "v1"
     # Timing nests: each child inside its parent.
-    for child, outer in ((hello_in, gateway), (hello_out, hello_in), (formatter_in, hello_out)):
+    pairs = ((upstream, gateway), (hello_in, upstream), (hello_out, hello_in),
+             (formatter_in, hello_out))  # fmt: skip
+    for child, outer in pairs:
         assert child["startTime"] >= outer["startTime"]
         assert child["startTime"] + child["duration"] <= outer["startTime"] + outer["duration"]
 
@@ -183,7 +195,7 @@ def test_instrumented_app_spans_nest_between_its_sidecar_spans(
             reply = response.json()
             await asyncio.to_thread(provider.force_flush)
             trace_id = reply["formatter"]["headers"]["x-b3-traceid"]
-            return await wait_for_trace(server, trace_id, 6)
+            return await wait_for_trace(server, trace_id, 7)
 
     try:
         trace = run(main())
@@ -191,6 +203,7 @@ def test_instrumented_app_spans_nest_between_its_sidecar_spans(
         provider.shutdown()
     spans = spans_by_key(trace)
     assert set(spans) == {
+        ("ingress-gateway.default", "server"),
         ("ingress-gateway.default", "client"),
         ("hello.default", "server"),
         ("hello", "server"),
@@ -199,6 +212,7 @@ def test_instrumented_app_spans_nest_between_its_sidecar_spans(
         ("formatter.default", "server"),
     }
     chain = [
+        spans[("ingress-gateway.default", "server")],
         spans[("ingress-gateway.default", "client")],
         spans[("hello.default", "server")],
         spans[("hello", "server")],
@@ -209,10 +223,10 @@ def test_instrumented_app_spans_nest_between_its_sidecar_spans(
     assert parent(chain[0]) is None
     for outer, inner in itertools.pairwise(chain):
         assert parent(inner) == outer["spanID"], (outer["operationName"], inner["operationName"])
-    assert chain[2]["operationName"] == "GET /sayHello/Leela"
-    assert chain[4]["operationName"] == chain[5]["operationName"] == "formatter:8080/*"
+    assert chain[3]["operationName"] == "GET /sayHello/Leela"
+    assert chain[5]["operationName"] == chain[6]["operationName"] == "formatter:8080/*"
     assert (
-        len({tags(s)["guid:x-request-id"] for s in (chain[0], chain[1], chain[4], chain[5])}) == 1
+        len({tags(s)["guid:x-request-id"] for s in (chain[0], chain[2], chain[5], chain[6])}) == 1
     )
 
 
@@ -237,7 +251,7 @@ def test_baggage_routes_netscape_to_formatter_v2(server: Server, mesh_file: str)
                 reply = response.json()
                 trace_id = reply["formatter"]["headers"]["x-b3-traceid"]
                 results.append((reply["formatter"]["version"],
-                                await wait_for_trace(server, trace_id, 4)))  # fmt: skip
+                                await wait_for_trace(server, trace_id, 5)))  # fmt: skip
         return results
 
     results = run(main())
@@ -271,11 +285,11 @@ def test_invalid_incoming_context_starts_a_new_trace(
                 response = await client.get(f"{m.url}/sayHello/Zoidberg", headers=headers)
             assert response.status_code == 200, response.text
             trace_id = response.json()["formatter"]["headers"]["x-b3-traceid"]
-            return trace_id, await wait_for_trace(server, trace_id, 4)
+            return trace_id, await wait_for_trace(server, trace_id, 5)
 
     trace_id, trace = run(main())
     assert trace_id not in ("463ac35c9f6413ad48485a3953bb6124", "0" * 32)
-    gateway = spans_by_key(trace)[("ingress-gateway.default", "client")]
+    gateway = spans_by_key(trace)[("ingress-gateway.default", "server")]
     assert parent(gateway) is None
     assert {s["traceID"] for s in trace["spans"]} == {trace_id}
 
@@ -289,10 +303,10 @@ def test_valid_incoming_context_is_continued_at_the_gateway(server: Server, mesh
                 response = await client.get(f"{m.url}/sayHello/Amy",
                                             headers={"traceparent": incoming})  # fmt: skip
             assert response.status_code == 200, response.text
-            return await wait_for_trace(server, "5b8efff798038103d269b633813fc60c", 4)
+            return await wait_for_trace(server, "5b8efff798038103d269b633813fc60c", 5)
 
     trace = run(main())
-    gateway = spans_by_key(trace)[("ingress-gateway.default", "client")]
+    gateway = spans_by_key(trace)[("ingress-gateway.default", "server")]
     assert parent(gateway) == "eee19b7ec3c1b174"
 
 
@@ -327,7 +341,7 @@ def test_collector_down_requests_succeed_as_fast_and_drops_are_counted(
     assert max(down) < 2.0, down  # reporting never waits for the collector (timeouts are 5 s)
     assert statistics.median(down) < statistics.median(up) * 1.5 + 0.05, (down, up)
     dropped = _metric(metrics, 'tracemesh_proxy_spans_dropped_total{reason="buffer_full"}')
-    assert dropped == 20 - 5  # one span per request at the gateway, 5 held
+    assert dropped == 2 * 20 - 5  # two spans per request at the gateway, 5 held
     assert _metric(metrics, "tracemesh_proxy_spans_reported_total") == 0
     assert _metric(metrics, "tracemesh_proxy_span_export_failures_total") >= 1
     assert _metric(metrics, "tracemesh_proxy_span_buffer_spans") == 5
@@ -353,7 +367,7 @@ def test_spans_reach_the_backend_over_otlp_http_and_zipkin(
             response = await client.get(f"{m.url}/sayHello/Kif")
             assert response.status_code == 200, response.text
             trace_id = response.json()["formatter"]["headers"]["x-b3-traceid"]
-            return await wait_for_trace(server, trace_id, 4)
+            return await wait_for_trace(server, trace_id, 5)
 
     spans = spans_by_key(run(main()))
     assert (
@@ -422,7 +436,7 @@ def test_retries_and_faults_show_in_span_flags(
             assert response.status_code == 200, response.text
             reply = response.json()
             trace_id = hello.seen[-1]["x-b3-traceid"]
-            return reply, await wait_for_trace(server, trace_id, 3 + formatter_spans)
+            return reply, await wait_for_trace(server, trace_id, 4 + formatter_spans)
 
     reply, trace = run(main())
     assert reply["formatter_status"] == status

@@ -1,7 +1,10 @@
 """The ingress gateway's `Handler`: the edge where outside requests enter the mesh. It routes by
 Host and path (the mesh file's `gateway.routes`, first match wins) to a service, applies that
-service's routes as any caller does (subsets, retries, faults), and reports one CLIENT span per
-request, the root of the trace when the request brought no context (Istio's gateway span).
+service's routes as any caller does (subsets, retries, faults), and reports two spans per
+request as Istio's gateway does since 1.28 (Envoy's `spawn_upstream_span`): a SERVER span for the
+request, named after the route and the root of the trace when the request brought no context, and
+under it a CLIENT span `router <cluster> egress` for the call to the service (none when no
+upstream was tried: no route, an injected abort), whose context the service receives.
 
 What it trusts from outside is `Trust`:
 
@@ -29,6 +32,7 @@ from tracemesh.mesh.registry import Registry
 from tracemesh.mesh.routing import Router
 from tracemesh.mesh.sidecar import HTTP_PORT, OutboundHandler
 from tracemesh.mesh.tracing import CLIENT_TRACE_ID, Tracer, default_operation
+from tracemesh.model.span import SpanKind
 from tracemesh.propagation.request_id import REQUEST_ID
 
 INTERNAL_PREFIX = b"x-envoy-"
@@ -48,6 +52,9 @@ _EDGE_ONLY = {  # besides x-envoy-*: what an outside request loses at the edge
 
 class GatewayHandler(OutboundHandler):
     """Needs a `router` built from a mesh file with a `gateway` section."""
+
+    kind = SpanKind.SERVER
+    spawn_upstream = True
 
     def __init__(
         self,

@@ -70,7 +70,10 @@ def _operation(value: bytes | None) -> str | None:
 class _Call:
     """What one exchange carries from `on_request` to `on_end`."""
 
-    __slots__ = ("context", "debug_id", "forward", "name", "revision", "selection", "service")
+    __slots__ = (
+        "context", "debug_id", "forward", "name", "revision", "selection", "service", "upstream",
+        "upstream_start",
+    )  # fmt: skip
 
     def __init__(self, context: SpanContext, name: str, debug_id: str, service: str) -> None:
         self.context = context
@@ -80,6 +83,8 @@ class _Call:
         self.selection: Selection | None = None
         self.forward: Forward | None = None
         self.revision = UNKNOWN
+        self.upstream: SpanContext | None = None  # the upstream span's, when one is spawned
+        self.upstream_start = 0.0  # the first try's start, once there were several
 
 
 class InboundHandler(BaseHandler):
@@ -149,6 +154,7 @@ class OutboundHandler(BaseHandler):
 
     kind = SpanKind.CLIENT
     reporter = SOURCE
+    spawn_upstream = False  # a child span for the call upstream (the gateway's, Istio 1.28)
 
     def __init__(
         self,
@@ -209,7 +215,10 @@ class OutboundHandler(BaseHandler):
         address = self._registry.pick(destination.service, selection.labels)
         if address is None:
             return Respond(503, b"no healthy upstream\n", flag=ResponseFlag.NO_HEALTHY_UPSTREAM)
-        set_headers, remove = tracer.inject(context)
+        carried = context
+        if self.spawn_upstream:
+            call.upstream = carried = context.child_with(context.sampled, context.request_id)
+        set_headers, remove = tracer.inject(carried)
         set_headers.append((DECORATOR, name.encode("latin-1", "replace")))
         call.forward = forward = Forward(
             address[0], address[1], set_headers, remove,
@@ -254,6 +263,7 @@ class OutboundHandler(BaseHandler):
         backoff = policy.backoff(exchange.attempts, self._rand)
         if timeout is not None:
             backoff = min(backoff, timeout / 2)
+        call.upstream_start = call.upstream_start or exchange.upstream_start
         return replace(call.forward, host=address[0], port=address[1], timeout=timeout,
                        delay=0.0, backoff=backoff)  # fmt: skip
 
@@ -262,6 +272,9 @@ class OutboundHandler(BaseHandler):
         if call is None:
             return
         self._tracer.finish(exchange, call.context, self.kind, call.name, call.debug_id)
+        if call.upstream is not None and exchange.upstream_start:
+            start = call.upstream_start or exchange.upstream_start
+            self._tracer.finish_upstream(exchange, call.upstream, start)
         if self._metrics is not None:
             self._metrics.record(self.reporter, exchange, call.service, call.revision)
 

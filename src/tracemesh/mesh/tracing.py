@@ -1,12 +1,15 @@
 """The spans a proxy reports, built from a finished `Exchange` the way Envoy's HTTP tracer builds
-them under Istio (sans-IO): SERVER for an inbound sidecar, CLIENT for an outbound sidecar and the
-gateway, each with its own span id, Envoy's tag set, and an ERROR status on 5xx or no response.
+them under Istio (sans-IO): SERVER for an inbound sidecar, CLIENT for an outbound sidecar, and for
+the gateway a SERVER span with a CLIENT child for the call upstream (Istio 1.28's gateway; Envoy's
+`spawn_upstream_span`), each with its own span id, Envoy's tag set, and an ERROR status on 5xx or
+no response.
 
 Names, as Istio's: the matched route's `name`, else `<service>:<port>/*` for a sidecar route and
 `<service>:<port><prefix>*` for a gateway route. The caller's proxy sends its span name on in the
 request header `x-envoy-decorator-operation` (Envoy's header for exactly this), and the callee's
 inbound sidecar names its SERVER span after it and removes the header before the app sees it; so
-both halves of a call share one name, as in Istio.
+both halves of a call share one name, as in Istio. The gateway's upstream span has the name
+Envoy's router gives it, `router <cluster> egress`.
 
 Service names: a proxy's spans belong to `<service>.<namespace>` (Istio's `<app>.<namespace>`,
 e.g. `productpage.default`), never to the bare service name, so a proxy's spans and the spans an
@@ -163,6 +166,56 @@ def build_span(
     )
 
 
+def build_upstream_span(
+    exchange: Exchange,
+    context: SpanContext,
+    identity: ProxyIdentity,
+    upstream_start: float,
+) -> Span:
+    """The span of the call to the upstream, a child of the downstream span, as Envoy's router
+    spawns it when `spawn_upstream_span` is on (Istio 1.28's gateway): named `router <cluster>
+    egress`, from the first try's start (`upstream_start`, monotonic) to the response's end,
+    with the tags of Envoy's `finalizeUpstreamSpan` (`peer.address` is the upstream's)."""
+    forward = exchange.forward
+    cluster = forward.cluster if forward is not None and forward.cluster else "-"
+    status = exchange.status
+    attributes: Attributes = {
+        "component": "proxy",
+        "node_id": identity.node_id,
+        "http.protocol": _PROTOCOL.get(exchange.request.version, "-"),
+        "upstream_cluster": cluster,
+        "upstream_cluster.name": cluster,
+        "http.status_code": str(status),
+        "response_flags": exchange.flags,
+        "istio.canonical_service": identity.service,
+        "istio.canonical_revision": identity.version,
+        "istio.namespace": identity.namespace or "default",
+    }
+    if exchange.upstream is not None:
+        host, port = exchange.upstream
+        attributes["upstream_address"] = f"{host}:{port}"
+        attributes["peer.address"] = host
+    if exchange.attempts > 1:
+        attributes["retry.count"] = str(exchange.attempts - 1)
+    start_ns = exchange.start_ns + max(round((upstream_start - exchange.start) * 1e9), 0)
+    end_ns = exchange.start_ns + max(int((exchange.end - exchange.start) * 1e9), 0)
+    return Span(
+        trace_id=context.trace_id,
+        span_id=context.span_id,
+        parent_span_id=context.parent_span_id or b"",
+        name=f"router {cluster} egress",
+        start_ns=start_ns,
+        end_ns=max(end_ns, start_ns),
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        status=Status(StatusCode.ERROR) if status == 0 or status >= 500 else Status(),
+        trace_state=context.trace_state,
+        flags=1,
+        resource=identity.resource,
+        scope=SCOPE,
+    )
+
+
 class Tracer:
     """One proxy's tracing, per request: read what arrived, decide, write what leaves, and
     report the span at the end. No I/O: `sink.report` only buffers."""
@@ -216,6 +269,13 @@ class Tracer:
         if context.sampled:
             self.sink.report(build_span(exchange, context, kind, name, self.identity,
                                         debug_id=debug_id))  # fmt: skip
+
+    def finish_upstream(
+        self, exchange: Exchange, context: SpanContext, upstream_start: float
+    ) -> None:
+        """Report the upstream span (`build_upstream_span`) if its trace is sampled."""
+        if context.sampled:
+            self.sink.report(build_upstream_span(exchange, context, self.identity, upstream_start))
 
 
 class NullSink:

@@ -290,6 +290,38 @@ def test_gateway_trusting_context_keeps_it_but_not_internal_headers_or_the_reque
     assert span.attributes["jaeger-debug-id"] == "dbg"
 
 
+def test_gateway_reports_a_server_span_and_an_upstream_client_span_under_it() -> None:
+    t = tracer("ingress-gateway")
+    handler = gateway(t)
+    ex = exchange(b"GET /sayHello/x HTTP/1.1\r\nHost: shop\r\nuser-agent: curl/8\r\n\r\n")
+    forward = handler.on_request(ex)
+    assert isinstance(forward, Forward)
+    ex.forward, ex.upstream, ex.attempts = forward, ("10.0.0.9", 15006), 1
+    ex.upstream_start = ex.start + 0.05
+    finish(handler, ex)
+    server, client = spans(t)
+    assert (server.kind, client.kind) == (SpanKind.SERVER, SpanKind.CLIENT)
+    assert server.parent_span_id == b"" and client.parent_span_id == server.span_id
+    assert client.trace_id == server.trace_id and client.span_id != server.span_id
+    sent = headers_of(forward)  # the service's parent is the upstream span
+    assert sent[b"x-b3-spanid"] == client.span_id.hex().encode()
+    assert sent[b"x-b3-parentspanid"] == server.span_id.hex().encode()
+    assert server.name == "hello:8080/sayHello*" == sent[b"x-envoy-decorator-operation"].decode()
+    assert client.name == "router outbound|8080||hello egress"
+    assert server.attributes["peer.address"] == "10.1.1.1"
+    assert server.attributes["user_agent"] == "curl/8"
+    assert client.attributes["peer.address"] == "10.0.0.9"
+    assert client.attributes["upstream_address"] == "10.0.0.9:15006"
+    assert client.attributes["upstream_cluster"] == "outbound|8080||hello"
+    assert client.attributes["http.status_code"] == "200" and "user_agent" not in client.attributes
+    assert client.start_ns - server.start_ns == 50_000_000 and client.end_ns == server.end_ns
+    # no upstream tried (no route): the SERVER span alone
+    missing = exchange(b"GET /other HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert isinstance(handler.on_request(missing), Respond)
+    finish(handler, missing, 404)
+    assert [s.kind for s in spans(t)[2:]] == [SpanKind.SERVER]
+
+
 def test_gateway_trusting_nothing_starts_every_trace_itself() -> None:
     t = tracer("ingress-gateway", sampling=0.0)
     ex = exchange(EDGE)
