@@ -11,12 +11,19 @@ Per target and run:
   max      wrk, 50 connections: requests/s on one core, and the proxy's CPU per 1000 req/s
 Added latency = target - direct. Needs nginx and wrk (`apt-get install -y nginx wrk`).
 
+`bare` is the floor for a Python proxy: perf-anchors.md B6's ~90-line asyncio + httptools proxy
+(`bench/bare_proxy.py`), measured alongside so that machine load hits it and tracemesh alike.
+
 The sidecar targets run `tracemesh sidecar` exactly as a user would (CPU 0), forwarding to the
 same nginx upstream: at 0% it still reads and writes every trace header and x-request-id; at
 100% it also builds a SERVER span per request and reports it over OTLP/gRPC to a real
 `tracemesh all-in-one` (pinned with the load on CPU 1, whose CPU is not counted as the proxy's).
 Spans the sidecar reported and dropped are read from its /metrics after the runs.
+`--baseline DIR/src` adds the same two sidecars run from another tree's sources (an older commit,
+`git archive <commit> src | tar -x -C DIR`, with the built C extensions copied in), so old and
+new code are compared in one run.
 Usage: python bench/proxy.py [--runs 3] [--seconds 5] [--rate 1000] [--no-sidecar]
+                             [--baseline DIR/src]
 """
 
 from __future__ import annotations
@@ -118,14 +125,14 @@ def start_backend() -> tuple[subprocess.Popen[bytes], int]:
 
 
 def start_sidecar(
-    port: int, upstream: int, admin: int, collector: int, sampling: float
+    port: int, upstream: int, admin: int, collector: int, sampling: float, src: Path = ROOT / "src"
 ) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "tracemesh", "sidecar", "--service", "bench",
             "--label", "version=v1", "--app-port", str(upstream), "--inbound-port", str(port),
             "--outbound-port", str(free_port()), "--admin-port", str(admin),
             "--collector", f"127.0.0.1:{collector}", "--sampling", str(sampling),
             "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.Popen(pinned(0, argv), env=env)
 
 
@@ -150,6 +157,11 @@ def start_tracemesh(port: int, upstream: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, __file__, "--serve", str(port), str(upstream)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(pinned(0, argv), env=env)
+
+
+def start_bare(port: int, upstream: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, str(ROOT / "bench" / "bare_proxy.py"), str(port), str(upstream)]
+    return subprocess.Popen(pinned(0, argv))
 
 
 def serve(port: int, upstream: int) -> None:
@@ -317,6 +329,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--no-sidecar", action="store_true", help="skip the sidecar targets")
+    parser.add_argument("--baseline", type=Path, help="another tree's src: its sidecars too")
     parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=4, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -333,38 +346,48 @@ def main() -> None:
     if not HAVE_TASKSET:
         print("warning: no taskset or a single CPU: nothing is pinned", file=sys.stderr)
     upstream_port, nginx_port, tracemesh_port = free_port(), free_port(), free_port()
-    sidecars = {} if args.no_sidecar else {
-        "sidecar 0%": (free_port(), free_port(), 0.0),
-        "sidecar 100%": (free_port(), free_port(), 100.0),
-    }  # fmt: skip
+    bare_port = free_port()
+    sidecars: dict[str, tuple[int, int, float, Path]] = {}
+    if not args.no_sidecar:
+        sources = {"": ROOT / "src", **({" (baseline)": args.baseline} if args.baseline else {})}
+        for suffix, src in sources.items():
+            for sampling in (0.0, 100.0):
+                sidecars[f"sidecar {sampling:.0f}%{suffix}"] = (
+                    free_port(), free_port(), sampling, src)  # fmt: skip
     counts: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="tracemesh-bench-") as tmp:
         workdir = Path(tmp)
         proxy_body = PROXY_BODY.format(port=nginx_port, upstream=upstream_port)
+        nginx_proxy = start_nginx(workdir, "proxy", proxy_body, cpu=0)
+        tracemesh = start_tracemesh(tracemesh_port, upstream_port)
+        bare = start_bare(bare_port, upstream_port)
         children = [
             start_nginx(workdir, "upstream", UPSTREAM_BODY.format(port=upstream_port), cpu=1),
-            start_nginx(workdir, "proxy", proxy_body, cpu=0),
-            start_tracemesh(tracemesh_port, upstream_port),
-        ]
+            nginx_proxy, tracemesh, bare,
+        ]  # fmt: skip
         nginx_children = children[:2]
         try:
+            sidecar_children: dict[str, subprocess.Popen[bytes]] = {}
             if sidecars:
                 backend, collector = start_backend()
                 children.append(backend)
-                for port, admin, sampling in sidecars.values():
-                    children.append(start_sidecar(port, upstream_port, admin, collector, sampling))
-            for port in (upstream_port, nginx_port, tracemesh_port):
+                for name, (port, admin, sampling, src) in sidecars.items():
+                    sidecar_children[name] = start_sidecar(
+                        port, upstream_port, admin, collector, sampling, src)  # fmt: skip
+                    children.append(sidecar_children[name])
+            for port in (upstream_port, nginx_port, tracemesh_port, bare_port):
                 wait_port(port)
-            for port, admin, _ in sidecars.values():
+            for port, admin, _, _ in sidecars.values():
                 wait_port(port, timeout=60)
                 wait_port(admin, timeout=60)
             targets = {
                 "direct": (upstream_port, []),
-                "tracemesh": (tracemesh_port, [psutil.Process(children[2].pid)]),
-                "nginx": (nginx_port, [psutil.Process(children[1].pid)]),
+                "tracemesh": (tracemesh_port, [psutil.Process(tracemesh.pid)]),
+                "bare": (bare_port, [psutil.Process(bare.pid)]),
+                "nginx": (nginx_port, [psutil.Process(nginx_proxy.pid)]),
             }
-            for index, (name, (port, _, _)) in enumerate(sidecars.items()):
-                targets[name] = (port, [psutil.Process(children[4 + index].pid)])
+            for name, (port, _, _, _) in sidecars.items():
+                targets[name] = (port, [psutil.Process(sidecar_children[name].pid)])
             results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             for run in range(args.runs):
                 for name, (port, processes) in targets.items():
@@ -372,7 +395,7 @@ def main() -> None:
                     print(f"run {run + 1} {name}: {results[name][-1]['rps']:,.0f} req/s",
                           file=sys.stderr)  # fmt: skip
             time.sleep(2.0)  # the last spans' flush interval
-            counts = {name: span_counts(admin) for name, (_, admin, _) in sidecars.items()}
+            counts = {name: span_counts(admin) for name, (_, admin, _, _) in sidecars.items()}
         finally:
             for child in children:
                 child.send_signal(signal.SIGQUIT if child in nginx_children else signal.SIGTERM)
@@ -410,17 +433,23 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         print(f"| {name} | {added('p50')} / {added('p99')} µs | {added('c1_p50')} / "
               f"{added('c1_p99')} µs | {m['rps']:,.0f} | {per_k_rate:.3f} / {per_k_max:.3f} core | "
               f"{m['rss'] / 2**20:.0f} / {m['max_rss'] / 2**20:.0f} MB |")  # fmt: skip
-    t, n = med["tracemesh"], med["nginx"]
-    latency_ratio = (t["p50"] - direct["p50"]) / max(n["p50"] - direct["p50"], 1e-9)
-    cpu_ratio = (t["max_cpu"] / t["rps"]) / (n["max_cpu"] / n["rps"])
-    print(f"\ntracemesh / nginx: max req/s {t['rps'] / n['rps']:.2f}x; added p50 at rate "
-          f"{latency_ratio:.2f}x; CPU per request at max {cpu_ratio:.2f}x")  # fmt: skip
+    n = med["nginx"]
+
+    def cost(m: dict[str, float]) -> float:
+        return m["max_cpu"] / m["rps"] * 1e6  # CPU µs per request at max
+
+    print(f"\nCPU µs per request at max, and its ratio to nginx's ({cost(n):.1f} µs): "
+          + "; ".join(f"{name} {cost(m):.1f} ({cost(m) / cost(n):.2f}x)"
+                      for name, m in med.items() if name not in ("direct", "nginx")))  # fmt: skip
+    for name in ("tracemesh", "bare"):
+        t = med[name]
+        latency_ratio = (t["p50"] - direct["p50"]) / max(n["p50"] - direct["p50"], 1e-9)
+        print(f"{name} / nginx: max req/s {t['rps'] / n['rps']:.2f}x; added p50 at rate "
+              f"{latency_ratio:.2f}x; one core carries {1e6 / cost(t):,.0f} req/s vs nginx's "
+              f"{1e6 / cost(n):,.0f} ({cost(n) / cost(t):.2f}x)")  # fmt: skip
+    t = med["tracemesh"]
     if "sidecar 100%" in med:
         s0, s1 = med["sidecar 0%"], med["sidecar 100%"]
-
-        def cost(m: dict[str, float]) -> float:
-            return m["max_cpu"] / m["rps"] * 1e6  # CPU µs per request at max
-
         print(f"tracing: CPU per request at max {cost(t):.0f} µs plain proxy, {cost(s0):.0f} µs "
               f"sidecar 0%, {cost(s1):.0f} µs sidecar 100%; max req/s "
               f"{t['rps']:,.0f} / {s0['rps']:,.0f} / {s1['rps']:,.0f}; added p50 at rate "

@@ -10,11 +10,16 @@ as Istio writes it when the exchange fails. The reporter's counts are plain inte
 
 from __future__ import annotations
 
+import math
+import time
+from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from tracemesh.mesh.handler import Exchange
 from tracemesh.mesh.reporter import Reporter
@@ -53,20 +58,8 @@ class ProxyMetrics:
             if identity.version != "latest"
             else identity.service
         )
-        self.requests = Counter(
-            "istio_requests",
-            "Requests through the proxy (Istio's standard metric).",
-            REQUEST_LABELS,
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "istio_request_duration_milliseconds",
-            "Time from the first request byte to the last response byte, in milliseconds.",
-            REQUEST_LABELS,
-            buckets=DURATION_BUCKETS_MS,
-            registry=self.registry,
-        )
-        self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+        self._requests = _RequestStats()
+        self.registry.register(self._requests)
         self._stats = _ReporterStats()
         self.registry.register(self._stats)
 
@@ -89,14 +82,74 @@ class ProxyMetrics:
             source = (UNKNOWN, UNKNOWN, UNKNOWN)
             destination = (self.workload, me.service, me.service, me.service, me.version)
         key = (reporter, *source, *destination, "http", str(exchange.status), exchange.flags)
-        children = self._children.get(key)
-        if children is None:
-            if len(self._children) >= 10_000:  # a label explosion costs memory, not the proxy
-                self._children.clear()
-            children = (self.requests.labels(*key), self.duration.labels(*key))
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(exchange.duration * 1000.0)
+        self._requests.add(key, exchange.duration * 1000.0)
+
+
+_BOUNDS: tuple[str, ...] = tuple(
+    floatToGoString(bound)  # type: ignore[no-untyped-call]
+    for bound in (*DURATION_BUCKETS_MS, math.inf)
+)
+"""The buckets' `le` labels, written as prometheus_client writes them."""
+
+
+class _Series:
+    """One label set's count, duration sum and histogram bucket counts (not cumulative)."""
+
+    __slots__ = ("buckets", "count", "created", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (len(DURATION_BUCKETS_MS) + 1)  # the last one is +Inf
+        self.created = time.time()
+
+
+class _RequestStats(Collector):
+    """Istio's request count and duration histogram, kept as plain numbers and turned into
+    metric families only at scrape time: a request costs a dict lookup and three additions,
+    where prometheus_client's Counter and Histogram cost several locked updates."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, ...], _Series] = {}
+
+    def add(self, key: tuple[str, ...], milliseconds: float) -> None:
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= 10_000:  # a label explosion costs memory, not the proxy
+                self._series.clear()
+            series = self._series[key] = _Series()
+        series.count += 1
+        series.total += milliseconds
+        series.buckets[bisect_left(DURATION_BUCKETS_MS, milliseconds)] += 1
+
+    def describe(self) -> list[CounterMetricFamily | HistogramMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        items = list(self._series.items())  # scrapes may run on another thread
+        requests = CounterMetricFamily(
+            "istio_requests",
+            "Requests through the proxy (Istio's standard metric).",
+            labels=REQUEST_LABELS,
+        )
+        duration = HistogramMetricFamily(
+            "istio_request_duration_milliseconds",
+            "Time from the first request byte to the last response byte, in milliseconds.",
+            labels=REQUEST_LABELS,
+        )
+        for key, series in items:
+            labels = list(key)
+            requests.add_metric(labels, series.count, created=series.created)
+            cumulative, buckets = 0, []
+            for bound, count in zip(_BOUNDS, series.buckets, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            duration.add_metric(labels, buckets, series.total)
+            duration.samples.append(Sample(f"{duration.name}_created",
+                                           dict(zip(REQUEST_LABELS, key, strict=True)),
+                                           series.created))  # fmt: skip
+        yield requests
+        yield duration
 
 
 class _ReporterStats(Collector):
