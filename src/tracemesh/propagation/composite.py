@@ -145,13 +145,14 @@ class Extraction:
 
 
 class _Changes(dict[str, str | None]):
-    """A `Setter` that writes into itself; the writers pass lowercase names."""
+    """A `Setter` that writes into itself. It takes names as given: every writer here passes
+    lowercase names (constants, and baggage keys it lowercased itself)."""
 
     def set(self, carrier: object, name: str, value: str) -> None:
-        self[name.lower()] = value
+        self[name] = value
 
     def delete(self, carrier: object, name: str) -> None:
-        self[name.lower()] = None
+        self[name] = None
 
 
 def _choices(kind: type[_E], names: Iterable[str | _E], what: str) -> tuple[_E, ...]:

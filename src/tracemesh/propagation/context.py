@@ -94,18 +94,18 @@ class SpanContext:
         trace_id_64bit: bool = False,
     ) -> SpanContext:
         """Start a new trace: random ids (a zero high half when `trace_id_64bit`), no parent."""
-        trace_id = new_trace_id()
+        ids = os.urandom(TRACE_ID_SIZE + SPAN_ID_SIZE)  # both ids from one system call
+        trace_id, span_id = ids[:TRACE_ID_SIZE], ids[TRACE_ID_SIZE:]
         if trace_id_64bit:
-            trace_id = bytes(8) + new_span_id()
+            trace_id = bytes(8) + trace_id[8:]
+        if trace_id == _ZERO_TRACE:  # once in 2**128 draws (2**64 for a 64-bit id)
+            trace_id = bytes(8) + new_span_id() if trace_id_64bit else new_trace_id()
+        if span_id == _ZERO_SPAN:
+            span_id = new_span_id()
         return cls(
-            trace_id=trace_id,
-            span_id=new_span_id(),
-            sampled=sampled,
-            debug=debug,
-            trace_id_64bit=trace_id_64bit,
-            baggage=baggage,
-            request_id=request_id,
-        )
+            trace_id, span_id, None, sampled, debug, trace_id_64bit, False, False, "", baggage,
+            request_id,
+        )  # fmt: skip
 
     def child(self, span_id: bytes | None = None) -> SpanContext:
         """The context of a span started under this one: a new span id, this span as parent."""
