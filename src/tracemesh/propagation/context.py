@@ -14,9 +14,9 @@ so a debug context always has `sampled=True`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from random import getrandbits
 from types import MappingProxyType
 
 from tracemesh.model.ids import SPAN_ID_SIZE, TRACE_ID_SIZE
@@ -26,20 +26,25 @@ _ZERO_TRACE = bytes(TRACE_ID_SIZE)
 _ZERO_SPAN = bytes(SPAN_ID_SIZE)
 
 
+# Ids come from `random.getrandbits`, as OpenTelemetry's SDK makes them (RandomIdGenerator): they
+# must be unique, not unguessable, and a system call per id (os.urandom) costs a proxy more than
+# the rest of minting them. The random module reseeds itself in a forked child.
+
+
 def new_trace_id() -> bytes:
     """A random, non-zero 128-bit trace id."""
     while True:
-        value = os.urandom(TRACE_ID_SIZE)
-        if value != _ZERO_TRACE:
-            return value
+        value = getrandbits(128)
+        if value:
+            return value.to_bytes(TRACE_ID_SIZE, "big")
 
 
 def new_span_id() -> bytes:
     """A random, non-zero 64-bit span id."""
     while True:
-        value = os.urandom(SPAN_ID_SIZE)
-        if value != _ZERO_SPAN:
-            return value
+        value = getrandbits(64)
+        if value:
+            return value.to_bytes(SPAN_ID_SIZE, "big")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -94,14 +99,8 @@ class SpanContext:
         trace_id_64bit: bool = False,
     ) -> SpanContext:
         """Start a new trace: random ids (a zero high half when `trace_id_64bit`), no parent."""
-        ids = os.urandom(TRACE_ID_SIZE + SPAN_ID_SIZE)  # both ids from one system call
-        trace_id, span_id = ids[:TRACE_ID_SIZE], ids[TRACE_ID_SIZE:]
-        if trace_id_64bit:
-            trace_id = bytes(8) + trace_id[8:]
-        if trace_id == _ZERO_TRACE:  # once in 2**128 draws (2**64 for a 64-bit id)
-            trace_id = bytes(8) + new_span_id() if trace_id_64bit else new_trace_id()
-        if span_id == _ZERO_SPAN:
-            span_id = new_span_id()
+        trace_id = bytes(8) + new_span_id() if trace_id_64bit else new_trace_id()
+        span_id = new_span_id()
         return cls(
             trace_id, span_id, None, sampled, debug, trace_id_64bit, False, False, "", baggage,
             request_id,

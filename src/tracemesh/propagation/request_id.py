@@ -12,9 +12,9 @@ first 8 hex digits modulo 10000. Both helpers are here so the sidecar can decide
 
 from __future__ import annotations
 
-import os
 import re
 from enum import StrEnum
+from random import getrandbits
 from typing import Any
 
 from tracemesh.propagation.carrier import HEADERS, Getter, Setter
@@ -43,8 +43,9 @@ _REASONS = {**{r.value: r for r in TraceReason}, **{r.value.upper(): r for r in 
 
 
 def new_request_id() -> str:
-    """A random UUID4 as text, what `str(uuid.uuid4())` gives at a third of its cost."""
-    h = os.urandom(16).hex()
+    """A random UUID4 as text, as `str(uuid.uuid4())` gives, at a fraction of its cost (from
+    `random.getrandbits`, like span ids: a request id must be unique, not unguessable)."""
+    h = f"{getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
