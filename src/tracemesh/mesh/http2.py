@@ -19,7 +19,7 @@ from typing import Final
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.exceptions import FlowControlError, ProtocolError, StreamClosedError
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
 
 from tracemesh.mesh.http1 import HOP_BY_HOP, Headers, Limits, RequestHead, ResponseHead
 
@@ -58,7 +58,9 @@ def new_connection(limits: Limits, *, client: bool) -> H2Connection:
     Header lists over `limits.max_head_bytes` are refused by h2 itself (GOAWAY)."""
     config = H2Configuration(client_side=client, header_encoding=None)
     conn = H2Connection(config)
-    conn.local_settings.update(_settings(limits))
+    # replaced, not updated: an update would only take effect once acknowledged, and the
+    # SETTINGS frame initiate_connection sends would still carry the defaults
+    conn.local_settings = Settings(client=client, initial_values=_settings(limits))
     conn.decoder.max_header_list_size = limits.max_head_bytes  # before our SETTINGS are acked
     conn.initiate_connection()
     conn.increment_flow_control_window(CONNECTION_WINDOW - 65535)
@@ -109,8 +111,8 @@ def _forwarded(headers: Headers, drop: frozenset[bytes]) -> Headers:
     for name, value in headers:
         if name in drop:
             continue
-        if name == b"te":
-            if value.strip().lower() == b"trailers":
+        if name == b"te":  # HTTP/2 allows only `te: trailers`
+            if b"trailers" in (token.strip() for token in value.lower().split(b",")):
                 out.append((name, b"trailers"))
             continue
         out.append((name, value))
@@ -296,6 +298,10 @@ class Sender:
         if queue is None or self.blocked:
             return 0
         conn = self.conn
+        stream = conn.streams.get(stream_id)
+        if stream is None or stream.closed:  # reset meanwhile: nothing more goes out on it
+            del self._queues[stream_id]
+            return 0
         sent = 0
         chunks = queue.chunks
         try:
