@@ -32,13 +32,14 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import H2Error
+from h2.exceptions import H2Error, ProtocolError
 
 from tracemesh.mesh import handler as flags
 from tracemesh.mesh.handler import Exchange, Forward, Respond
-from tracemesh.mesh.http1 import Headers, RequestHead, ResponseHead
+from tracemesh.mesh.http1 import H2_PREFACE, Headers, RequestHead, ResponseHead
 from tracemesh.mesh.http2 import (
     BadRequest,
+    FrameGuard,
     GrpcOutcome,
     Sender,
     downstream_response,
@@ -72,6 +73,7 @@ class H2ServerConnection(asyncio.Protocol):
         self.peer = peer
         self.conn = new_connection(server.config.limits, client=False)
         self.sender = Sender(self.conn)
+        self.guard = FrameGuard(skip=len(H2_PREFACE))
         self.streams: dict[int, ProxiedStream] = {}
         self.closing = False
         self.draining = False  # no new streams: the server stops, or the client sent GOAWAY
@@ -96,6 +98,9 @@ class H2ServerConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_io = self.server.now
         try:
+            if not self.guard.feed(data):
+                self.conn.close_connection(ErrorCodes.FRAME_SIZE_ERROR)
+                raise ProtocolError("a frame over the maximum frame size")
             events = self.conn.receive_data(data)
         except H2Error as exc:  # h2 queued a GOAWAY naming the error: send it and close
             log.debug("HTTP/2 protocol error from %s: %s", self.peer, exc)

@@ -26,10 +26,10 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
-from h2.exceptions import H2Error
+from h2.exceptions import H2Error, ProtocolError
 
 from tracemesh.mesh.http1 import DEFAULT_LIMITS, Headers, Limits, ResponseHead
-from tracemesh.mesh.http2 import Sender, new_connection, response_head, trailers
+from tracemesh.mesh.http2 import FrameGuard, Sender, new_connection, response_head, trailers
 from tracemesh.runtime.tasks import TaskOwner
 
 log = logging.getLogger("tracemesh.mesh.h2_upstream")
@@ -63,6 +63,7 @@ class H2Upstream(asyncio.Protocol):
         self.address = address
         self.conn: H2Connection = new_connection(pool.limits, client=True)
         self.sender = Sender(self.conn)
+        self.guard = FrameGuard()
         self.owners: dict[int, StreamOwner] = {}
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -78,6 +79,9 @@ class H2Upstream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
+            if not self.guard.feed(data):
+                self.conn.close_connection(ErrorCodes.FRAME_SIZE_ERROR)
+                raise ProtocolError("a frame over the maximum frame size")
             events = self.conn.receive_data(data)
         except H2Error as exc:  # h2 has queued a GOAWAY: send it, then fail every stream
             log.debug("HTTP/2 protocol error from %s:%d: %s", *self.address, exc)

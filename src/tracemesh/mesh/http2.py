@@ -44,7 +44,7 @@ def http_to_grpc_status(status: int) -> int:
     return _HTTP_TO_GRPC.get(status, GRPC_UNKNOWN)
 
 
-def _settings(limits: Limits) -> dict[SettingCodes | int, int]:
+def _settings(limits: Limits) -> dict[SettingCodes, int]:
     return {
         SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
         SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
@@ -246,6 +246,43 @@ class GrpcOutcome:
         if message is not None:
             self.tags["grpc.message"] = message
         self.error = status.isdigit() and int(status) in GRPC_UPSTREAM_ERRORS
+
+
+MAX_FRAME_SIZE: Final = 16384  # what we accept: the protocol's default, never raised
+
+
+class FrameGuard:
+    """Refuses a frame whose header declares more than MAX_FRAME_SIZE as soon as the header
+    is in, where h2 would first buffer the whole declared frame (up to 16 MiB) and only then
+    check it. Feed it every byte received, in order (`skip`: the client preface's length)."""
+
+    __slots__ = ("_header", "_left")
+
+    def __init__(self, skip: int = 0) -> None:
+        self._left = skip  # bytes of the current frame's payload (or the preface) still to come
+        self._header = b""  # a frame header cut between reads
+
+    def feed(self, data: bytes) -> bool:
+        """False once a frame is too large."""
+        at = 0
+        size = len(data)
+        while at < size:
+            if self._left:
+                step = min(self._left, size - at)
+                self._left -= step
+                at += step
+                continue
+            need = 9 - len(self._header)
+            self._header += data[at : at + need]
+            at += need
+            if len(self._header) < 9:
+                return True
+            length = int.from_bytes(self._header[:3], "big")
+            self._header = b""
+            if length > MAX_FRAME_SIZE:
+                return False
+            self._left = length
+        return True
 
 
 class _Queue:

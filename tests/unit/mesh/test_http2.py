@@ -3,6 +3,8 @@ flow-controlled `Sender`, exercised between two in-memory h2 connections (no soc
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from h2.connection import H2Connection
 from h2.events import DataReceived, Event, RequestReceived, StreamEnded, TrailersReceived
@@ -14,6 +16,7 @@ from tracemesh.mesh.http1 import DEFAULT_LIMITS, H2_PREFACE, Limits, RequestHead
 from tracemesh.mesh.http2 import (
     STREAM_WINDOW,
     BadRequest,
+    FrameGuard,
     GrpcOutcome,
     Sender,
     downstream_response,
@@ -220,6 +223,18 @@ def test_header_lists_over_the_limit_are_refused_by_h2() -> None:
     assert 7 in frame_types(server.data_to_send())  # GOAWAY queued, to be sent before closing
 
 
+def test_frame_guard_refuses_an_oversized_frame_header_at_once() -> None:
+    guard = FrameGuard(skip=len(H2_PREFACE))
+    frame = b"\x00\x00\x03\x00\x00\x00\x00\x00\x01abc"
+    stream = H2_PREFACE + frame * 3
+    for at in range(0, len(stream), 5):  # cut anywhere
+        assert guard.feed(stream[at : at + 5])
+    assert guard.feed(b"\x00\x40\x00")  # 16384: the largest allowed, header not complete yet
+    assert guard.feed(b"\x00\x00\x00\x00\x00\x01" + b"x" * 16384)
+    assert not guard.feed(b"\x00\x40\x01\x00\x00\x00\x00\x00\x01")  # 16385: refused
+    assert not FrameGuard(skip=len(H2_PREFACE)).feed(H2_PREFACE + b"GET / HTTP/1.1\r\n")
+
+
 def frame_types(data: bytes) -> list[int]:
     types = []
     while len(data) >= 9:
@@ -241,7 +256,5 @@ def test_garbage_after_the_preface_is_an_h2_error_or_nothing(garbage: bytes) -> 
         return
     for event in events:
         if isinstance(event, RequestReceived):
-            try:
+            with contextlib.suppress(BadRequest):
                 request_head(event.headers, DEFAULT_LIMITS)
-            except BadRequest:
-                pass
