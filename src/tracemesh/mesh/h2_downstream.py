@@ -43,6 +43,7 @@ from tracemesh.mesh.http2 import (
     GrpcOutcome,
     Sender,
     downstream_response,
+    grpc_timeout,
     local_response,
     new_connection,
     request_head,
@@ -138,7 +139,7 @@ class H2ServerConnection(asyncio.Protocol):
                 self.draining = True
         self._write()
         if self.draining and not self.streams:
-            self._close()
+            self._goaway()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -180,7 +181,7 @@ class H2ServerConnection(asyncio.Protocol):
     def forget(self, stream_id: int) -> None:
         self.streams.pop(stream_id, None)
         if self.draining and not self.streams:
-            self._close()
+            self._goaway()
 
     def _window_opened(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -244,6 +245,8 @@ class H2ServerConnection(asyncio.Protocol):
         self.transport.abort()
 
     def _goaway(self) -> None:
+        if self.closing:
+            return
         with contextlib.suppress(H2Error):
             self.conn.close_connection()
         self._write()
@@ -353,10 +356,13 @@ class ProxiedStream:
         ex = self.ex
         ex.forward = forward
         ex.attempts += 1
-        config = self.owner.config
-        self.forward_timeout = (
-            config.response_timeout if forward.timeout is None else forward.timeout
-        )
+        timeout = forward.timeout
+        if timeout is None:  # no route timeout: the server's, or for gRPC the call's deadline
+            if self.grpc is None:
+                timeout = self.owner.config.response_timeout
+            else:  # as Istio: streams may live long; the client's grpc-timeout bounds them
+                timeout = grpc_timeout(ex.request.headers) or 0.0
+        self.forward_timeout = timeout
         self.up_headers = upstream_request(
             ex.request, set_headers=forward.set_headers, remove=forward.remove_headers,
             authority=forward.authority, path=forward.path,

@@ -44,6 +44,21 @@ def http_to_grpc_status(status: int) -> int:
     return _HTTP_TO_GRPC.get(status, GRPC_UNKNOWN)
 
 
+_TIMEOUT_UNITS: Final = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+
+
+def grpc_timeout(headers: Headers) -> float | None:
+    """The `grpc-timeout` header in seconds (gRPC over HTTP/2: 1-8 digits and a unit), or None
+    when absent or malformed."""
+    for name, value in headers:
+        if name == b"grpc-timeout":
+            digits, unit = value[:-1], value[-1:]
+            if unit in _TIMEOUT_UNITS and digits.isdigit() and len(digits) <= 8:
+                return int(digits) * _TIMEOUT_UNITS[unit]
+            return None
+    return None
+
+
 def _settings(limits: Limits) -> dict[SettingCodes, int]:
     return {
         SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,

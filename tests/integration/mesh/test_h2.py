@@ -188,17 +188,47 @@ def test_retry_replays_the_request_body() -> None:
     run(main())
 
 
-def test_upstream_timeout_is_ut_and_unavailable() -> None:
+class Timed(Recorder):
+    """Every call to `upstream` with a route timeout of `timeout` seconds."""
+
+    def __init__(self, upstream: tuple[str, int], timeout: float) -> None:
+        super().__init__(upstream)
+        self.forward = Forward(*upstream, timeout=timeout)
+
+    def on_request(self, exchange: Exchange) -> Forward:
+        return self.forward
+
+
+def test_route_timeout_is_ut_and_unavailable() -> None:
+    async def main() -> None:
+        async with echo_server() as (up, _):
+            handler = Timed(("127.0.0.1", up), timeout=0.3)
+            async with proxy(handler) as proxied, channel(proxied.port) as ch:
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await ch.unary_unary(method("Reverse"))(b"sleep:3", timeout=10)
+                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE  # 504 UT -> 14
+                await wait_for(lambda: handler.ended)
+            assert handler.ended[0].flags == "UT"
+
+    run(main())
+
+
+def test_grpc_calls_outlive_the_default_timeout_but_not_their_own() -> None:
+    """As in Istio: no route timeout means none for gRPC (streams may be long); the call's own
+    grpc-timeout still bounds it."""
+
     async def main() -> None:
         async with echo_server() as (up, _):
             handler = Recorder(("127.0.0.1", up))
-            config = ServerConfig(tick=0.05, response_timeout=0.3)
+            config = ServerConfig(tick=0.05, response_timeout=0.2)
             async with proxy(handler, config) as proxied, channel(proxied.port) as ch:
+                assert await ch.unary_unary(method("Reverse"))(b"sleep:0.6") == b"6.0:peels"
                 with pytest.raises(grpc.aio.AioRpcError) as failed:
-                    await ch.unary_unary(method("Reverse"))(b"sleep:2", timeout=5)
-                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-                await wait_for(lambda: handler.ended)
-            assert handler.ended[0].flags == "UT"
+                    await ch.unary_unary(method("Reverse"))(b"sleep:3", timeout=0.5)
+                assert failed.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                await wait_for(lambda: len(handler.ended) == 2)
+            assert handler.ended[0].flags == "-"
+            assert grpc_of(handler.ended[1])["grpc.timeout"].endswith(("m", "u", "n", "S"))
 
     run(main())
 

@@ -20,6 +20,7 @@ from tracemesh.mesh.http2 import (
     GrpcOutcome,
     Sender,
     downstream_response,
+    grpc_timeout,
     http_to_grpc_status,
     local_response,
     new_connection,
@@ -134,6 +135,16 @@ def test_grpc_outcome_tags_and_envoys_error_rule() -> None:
     assert errors == {2, 4, 8, 12, 13, 14, 15}  # upstream errors; client-side ones are not
     plain = request_head([(b":method", b"GET"), (b":path", b"/")], DEFAULT_LIMITS)
     assert GrpcOutcome.of_request(plain) is None
+
+
+def test_grpc_timeout_header() -> None:
+    def parse(value: bytes) -> float | None:
+        return grpc_timeout([(b"x", b"1"), (b"grpc-timeout", value)])
+
+    assert parse(b"5S") == 5.0 and parse(b"250m") == 0.25 and parse(b"2M") == 120.0
+    assert parse(b"1H") == 3600.0 and parse(b"100u") == pytest.approx(1e-4)
+    assert parse(b"123456789S") is None and parse(b"5s") is None and parse(b"S") is None
+    assert grpc_timeout([]) is None
 
 
 # -- the Sender between two in-memory connections --
