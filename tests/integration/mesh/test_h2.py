@@ -23,6 +23,7 @@ from tests.integration.mesh.grpc_apps import (
     resetting_server,
 )
 from tests.integration.mesh.harness import FAST, Recorder, proxy, run, wait_for
+from tests.integration.mesh.test_streaming import proxy_process
 from tracemesh.mesh.handler import Exchange, Forward
 from tracemesh.mesh.http1 import H2_PREFACE
 from tracemesh.mesh.server import ServerConfig
@@ -399,5 +400,36 @@ def test_bad_preface_is_http1_400() -> None:
             received = await read_to_close(reader)
             writer.close()
             assert received.startswith(b"HTTP/1.1 400")
+
+    run(main())
+
+
+def test_large_streams_do_not_grow_the_proxy() -> None:
+    """64 MiB down and 64 MiB up through a proxy in its own process, the client reading slowly:
+    flow control keeps what the proxy holds to its windows, so its RSS barely moves."""
+
+    async def main() -> None:
+        async with echo_server() as (up, _), proxy_process(up) as (port, process):
+            base = process.memory_info().rss
+            peak = base
+
+            async def sample() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, process.memory_info().rss)
+                    await asyncio.sleep(0.02)
+
+            sampler = asyncio.create_task(sample())
+            async with channel(port) as ch:
+                received = 0
+                async for item in ch.unary_stream(method("Repeat"))(b"1024:65536", timeout=60):
+                    received += len(item)
+                    if received % (8 * MiB) == 0:
+                        await asyncio.sleep(0.1)  # a slow reader now and then
+                assert received == 64 * MiB
+                total = await ch.stream_unary(method("Sum"))(chunks(1024, 64 * KiB), timeout=60)
+                assert total == str(64 * MiB).encode()
+            sampler.cancel()
+            assert peak - base < 24 * MiB, f"the proxy grew by {(peak - base) / MiB:.1f} MiB"
 
     run(main())
