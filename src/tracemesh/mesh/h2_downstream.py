@@ -79,6 +79,8 @@ class H2ServerConnection(asyncio.Protocol):
         self.closing = False
         self.draining = False  # no new streams: the server stops, or the client sent GOAWAY
         self.last_io = server.now
+        self._loop = asyncio.get_running_loop()
+        self._flush_soon = False
 
     @classmethod
     def take_over(
@@ -108,7 +110,7 @@ class H2ServerConnection(asyncio.Protocol):
             self.server.stats.bad_requests += 1
             for broken in list(self.streams.values()):
                 broken.abort(flags.DOWNSTREAM_PROTOCOL_ERROR)
-            self._write()
+            self._flush()
             self._close()
             return
         stream: ProxiedStream | None
@@ -215,6 +217,14 @@ class H2ServerConnection(asyncio.Protocol):
             self.conn.reset_stream(stream_id, code)
 
     def _write(self) -> None:
+        """Send what h2 queued, once the current callback is done: the frames a callback
+        makes for this connection (headers, data, window updates) go in one write."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
         data = self.conn.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
@@ -249,7 +259,7 @@ class H2ServerConnection(asyncio.Protocol):
             return
         with contextlib.suppress(H2Error):
             self.conn.close_connection()
-        self._write()
+        self._flush()
         self._close()
 
     def _close(self) -> None:

@@ -69,6 +69,8 @@ class H2Upstream(asyncio.Protocol):
         self.closed = False
         self.going_away = False  # the upstream sent GOAWAY: no new streams
         self.idle_since = time.monotonic()
+        self._loop = asyncio.get_running_loop()
+        self._flush_soon = False
 
     # -- asyncio.Protocol --
 
@@ -85,7 +87,7 @@ class H2Upstream(asyncio.Protocol):
             events = self.conn.receive_data(data)
         except H2Error as exc:  # h2 has queued a GOAWAY: send it, then fail every stream
             log.debug("HTTP/2 protocol error from %s:%d: %s", *self.address, exc)
-            self._write()
+            self._flush()
             self.close()
             return
         for event in events:
@@ -216,6 +218,13 @@ class H2Upstream(asyncio.Protocol):
             self.close()
 
     def _write(self) -> None:
+        """Send what h2 queued once the current callback is done (one write for all of it)."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = False
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)

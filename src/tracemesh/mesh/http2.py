@@ -71,7 +71,14 @@ def _settings(limits: Limits) -> dict[SettingCodes, int]:
 def new_connection(limits: Limits, *, client: bool) -> H2Connection:
     """A connection that has queued its preface and settings (send `data_to_send()` first).
     Header lists over `limits.max_head_bytes` are refused by h2 itself (GOAWAY)."""
-    config = H2Configuration(client_side=client, header_encoding=None)
+    # what is sent is what h2 validated on the way in, plus the proxy's own headers: checking
+    # and normalizing it again costs CPU for nothing
+    config = H2Configuration(
+        client_side=client,
+        header_encoding=None,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
     conn = H2Connection(config)
     # replaced, not updated: an update would only take effect once acknowledged, and the
     # SETTINGS frame initiate_connection sends would still carry the defaults
