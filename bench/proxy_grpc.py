@@ -164,8 +164,8 @@ def main() -> None:
                     results.setdefault(name, []).append(
                         measure(outbound, "echo:50051", procs, args.seconds))  # fmt: skip
                 time.sleep(1.5)  # let the reporters flush
-                spans[name] = {side: span_counts(admin)["reported"]
-                               for side, admin in zip(("callee", "caller"), admins, strict=True)}  # fmt: skip
+                sides = zip(("callee", "caller"), admins, strict=True)
+                spans[name] = {side: span_counts(admin)["reported"] for side, admin in sides}
             finally:
                 for proc in (callee, caller):
                     proc.terminate()
