@@ -6,6 +6,8 @@ a refused stream, never a crash."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 from typing import Any
 
@@ -14,6 +16,9 @@ import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import ConnectionTerminated, Event, ResponseReceived, StreamEnded
+from hpack import Encoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.integration.mesh.grpc_apps import (
     SERVICE,
@@ -431,5 +436,50 @@ def test_large_streams_do_not_grow_the_proxy() -> None:
                 assert total == str(64 * MiB).encode()
             sampler.cancel()
             assert peak - base < 24 * MiB, f"the proxy grew by {(peak - base) / MiB:.1f} MiB"
+
+    run(main())
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((kind, flags))
+        + stream.to_bytes(4, "big")
+        + (payload)
+    )
+
+
+FRAMES = st.builds(
+    frame,
+    st.integers(0, 10),  # DATA ... CONTINUATION, and an unknown type
+    st.integers(0, 255),
+    st.sampled_from([0, 1, 2, 3, 5, 2**31 - 1]),
+    st.binary(max_size=48),
+)
+HEADERS_1 = frame(1, 0x4, 1, Encoder().encode(GRPC_HEAD))  # a valid request head on stream 1
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")), deadline=None)
+@given(st.lists(st.one_of(FRAMES, st.just(HEADERS_1)), min_size=1, max_size=8))
+def test_random_frames_never_break_the_proxy(frames: list[bytes]) -> None:
+    """Whatever frames follow the preface, the proxy answers, resets, or sends GOAWAY: no
+    exception escapes into the event loop, and it goes on serving."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        handler = Recorder(("127.0.0.1", closed_port()))
+        async with proxy(handler) as proxied:
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxied.port)
+            writer.write(H2_PREFACE + frame(4, 0, 0, b"") + b"".join(frames))
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await read_to_close(reader, timeout=0.3)
+            writer.close()
+            client = await RawH2.open(proxied.port)  # a fresh connection is served as ever
+            events = await client.request([*GRPC_HEAD, (b"x-after", b"fuzz")])
+            assert any(isinstance(e, ResponseReceived) for e in events)
+            client.close()
+        assert not errors, errors
 
     run(main())
