@@ -30,7 +30,7 @@ from tests.integration.mesh.grpc_apps import (
     resetting_server,
 )
 from tests.integration.mesh.harness import run
-from tracemesh.runtime.proxy_options import SIDECAR
+from tracemesh.runtime.proxy_options import GATEWAY, SIDECAR
 
 ECHO_PORT = 50051  # the port callers address echo (and flaky) on
 MESH_YAML = f"""
@@ -38,6 +38,9 @@ services:
   - {{name: caller, command: [caller], port: 8080}}
   - {{name: echo, command: [echo], port: {ECHO_PORT}, labels: {{version: v1}}}}
   - {{name: flaky, command: [flaky], port: {ECHO_PORT}}}
+gateway:
+  routes:
+    - {{prefix: /{SERVICE}/, service: echo}}
 """
 KiB = 1024
 
@@ -52,6 +55,7 @@ def mesh_file(tmp_path: Path) -> str:
 @dataclass
 class GrpcMesh:
     outbound: int  # the caller's sidecar's outbound port
+    gateway: int  # the ingress gateway's port
     echo: Echo
 
 
@@ -71,7 +75,9 @@ async def grpc_mesh(server: Server, mesh_file: str) -> AsyncIterator[GrpcMesh]:
         options = sidecar_options(collector, mesh_file, service="caller", app_port=1,
                                   endpoint=endpoints)  # fmt: skip
         caller = await stack.enter_async_context(proxy(options, SIDECAR))
-        yield GrpcMesh(caller.port_of("outbound"), echo)
+        options = sidecar_options(collector, mesh_file, port=0, endpoint=endpoints)
+        gateway = await stack.enter_async_context(proxy(options, GATEWAY))
+        yield GrpcMesh(caller.port_of("outbound"), gateway.port_of("gateway"), echo)
 
 
 def context() -> tuple[str, str, list[tuple[str, str]]]:
@@ -260,3 +266,24 @@ def test_upstream_reset_mid_stream_is_ur_and_an_error(server: Server, mesh_file:
         assert t["error"] is True  # reset after the head: no grpc-status, still a failure
         assert "grpc.status_code" not in t
         assert int(t["response_size"]) == 2 * (5 + len(b"partial"))
+
+
+def test_grpc_through_the_gateway_starts_the_trace(server: Server, mesh_file: str) -> None:
+    async def main() -> tuple[dict[str, str], Any]:
+        async with grpc_mesh(server, mesh_file) as m, channel(m.gateway) as ch:
+            assert await ch.unary_unary(method("Reverse"))(b"edge") == b"egde"
+            seen = m.echo.seen[-1]
+            return seen, await wait_for_trace(server, seen["x-b3-traceid"], 2)
+
+    seen, trace = run(main())
+    spans = spans_by_key(trace)
+    assert spans.keys() == {("ingress-gateway.default", "client"), ("echo.default", "server")}
+    edge, srv = spans[("ingress-gateway.default", "client")], spans[("echo.default", "server")]
+    assert parent(edge) is None and parent(srv) == edge["spanID"]
+    assert edge["operationName"] == srv["operationName"] == f"echo:{ECHO_PORT}/{SERVICE}/*"
+    e, s = tags(edge), tags(srv)
+    assert e["http.protocol"] == s["http.protocol"] == "HTTP/2"
+    assert e["grpc.status_code"] == s["grpc.status_code"] == "0"
+    assert e["upstream_cluster"] == f"outbound|{ECHO_PORT}||echo"
+    request_id = e["guid:x-request-id"]
+    assert len(request_id) == 36 and request_id == s["guid:x-request-id"] == seen["x-request-id"]
