@@ -8,9 +8,11 @@ received is acknowledged to its sender (its flow-control window reopened) only o
 on the other side, so a stream never has more in the proxy than the windows it advertised.
 
 Answers the proxy makes itself are HTTP/2 responses; to a gRPC request, trailers-only with the
-gRPC status Envoy maps the HTTP status to (no route: 503 -> 14 UNAVAILABLE). A retry replays the
-request body, kept while it is small (`REPLAY_LIMIT`) and no response has begun. Bad frames,
-headers over the limits and protocol violations end in GOAWAY or RST_STREAM, never a crash.
+gRPC status Envoy maps the HTTP status to (no route: 404 -> 12 UNIMPLEMENTED, 503 -> 14
+UNAVAILABLE). A retry replays the request body, kept while it is small (`REPLAY_LIMIT`) and no
+response has begun. Bad frames, headers over the limits and protocol violations end in GOAWAY or
+RST_STREAM, never a crash; so does a client that opens streams only to reset them at once (HTTP/2
+rapid reset), as in Envoy.
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ log = logging.getLogger("tracemesh.mesh.h2_downstream")
 
 UPSTREAM_REMOTE_RESET = "UR"  # Envoy's response flag: the upstream reset the stream
 REPLAY_LIMIT = 64 * 1024  # request body kept for a retry (Envoy buffers for retries too)
-GRPC_STATE = "grpc"  # `Exchange.state` key of the stream's `GrpcOutcome`, for handlers and tests
+GRPC_STATE = "grpc"
+# Rapid reset (CVE-2023-44487), Envoy's defaults: a connection on which more than half of its
+# streams, once at least this many, were reset by the client within a second is closed.
+PREMATURE_RESET_STREAMS = 500
+PREMATURE_RESET_SECONDS = (
+    1.0  # `Exchange.state` key of the stream's `GrpcOutcome`, for handlers and tests
+)
 
 
 class H2ServerConnection(asyncio.Protocol):
@@ -81,6 +89,8 @@ class H2ServerConnection(asyncio.Protocol):
         self.last_io = server.now
         self._loop = asyncio.get_running_loop()
         self._flush_soon = False
+        self.opened = 0  # streams the client opened
+        self.premature_resets = 0  # ... and reset within PREMATURE_RESET_SECONDS
 
     @classmethod
     def take_over(
@@ -136,12 +146,21 @@ class H2ServerConnection(asyncio.Protocol):
             elif isinstance(event, StreamReset):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
+                    if time.monotonic() - stream.ex.start < PREMATURE_RESET_SECONDS:
+                        self.premature_resets += 1
                     stream.abort(flags.DOWNSTREAM_CONNECTION_TERMINATION)
             elif isinstance(event, ConnectionTerminated):
                 self.draining = True
         self._write()
         if self.draining and not self.streams:
             self._goaway()
+        elif self.premature_resets * 2 > max(self.opened, PREMATURE_RESET_STREAMS):
+            log.warning("closing %s: %d of its %d streams reset right after they opened",
+                        self.peer, self.premature_resets, self.opened)  # fmt: skip
+            self.server.stats.bad_requests += 1
+            for stream in list(self.streams.values()):
+                stream.abort(flags.DOWNSTREAM_PROTOCOL_ERROR)
+            self._goaway(ErrorCodes.ENHANCE_YOUR_CALM)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
@@ -167,6 +186,7 @@ class H2ServerConnection(asyncio.Protocol):
             self.reset(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         self.server.stats.requests += 1
+        self.opened += 1
         try:
             head = request_head(raw, self.config.limits)
         except BadRequest as bad:
@@ -254,11 +274,11 @@ class H2ServerConnection(asyncio.Protocol):
         self._close()
         self.transport.abort()
 
-    def _goaway(self) -> None:
+    def _goaway(self, code: int = ErrorCodes.NO_ERROR) -> None:
         if self.closing:
             return
         with contextlib.suppress(H2Error):
-            self.conn.close_connection()
+            self.conn.close_connection(code)
         self._flush()
         self._close()
 

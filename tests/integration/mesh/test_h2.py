@@ -15,7 +15,14 @@ import grpc
 import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import ConnectionTerminated, Event, ResponseReceived, StreamEnded
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    Event,
+    RemoteSettingsChanged,
+    ResponseReceived,
+    StreamEnded,
+)
 from hpack import Encoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -393,6 +400,35 @@ def test_too_many_headers_is_431_on_that_stream_only() -> None:
             events = await client.request([*GRPC_HEAD[:4]])  # same connection: still served
             assert any(isinstance(e, ResponseReceived) for e in events)
             client.close()
+
+    run(main())
+
+
+def test_rapid_reset_gets_goaway() -> None:
+    """HTTP/2 rapid reset (CVE-2023-44487): streams opened and reset at once, hundreds of them;
+    the proxy closes the connection (ENHANCE_YOUR_CALM) and every upstream stream is cancelled."""
+
+    async def main() -> None:
+        async with echo_server() as (up, echo), proxy(Recorder(("127.0.0.1", up))) as proxied:
+            client = await RawH2.open(proxied.port)
+            await client.events(RemoteSettingsChanged)
+            for _ in range(600):  # in batches, as a real attacker's writes come
+                sid = client.conn.get_next_available_stream_id()
+                client.conn.send_headers(sid, GRPC_HEAD)  # no END_STREAM: the server waits
+                client.conn.reset_stream(sid)
+                if sid % 40 == 1:
+                    client.writer.write(client.conn.data_to_send())
+            client.writer.write(client.conn.data_to_send())
+            events = await client.events(ConnectionTerminated, timeout=10)
+            (goaway,) = [e for e in events if isinstance(e, ConnectionTerminated)]
+            assert goaway.error_code == ErrorCodes.ENHANCE_YOUR_CALM
+            client.close()
+            await wait_for(lambda: not proxied.connections)
+            handler = proxied.handler
+            assert isinstance(handler, Recorder)
+            assert len(handler.ended) <= 600 and {ex.flags for ex in handler.ended} <= {"DC", "DPE"}
+            await still_serves(proxied.port)
+            assert not echo.seen[:-1]  # no reset stream reached the app as a call
 
     run(main())
 
