@@ -8,6 +8,7 @@ large streamed messages and an upstream reset mid-stream."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 
 from tests.e2e.mesh_apps import proxy, sidecar_options, tags, wait_for_trace
@@ -57,6 +59,7 @@ class GrpcMesh:
     outbound: int  # the caller's sidecar's outbound port
     gateway: int  # the ingress gateway's port
     echo: Echo
+    caller_admin: int
 
 
 @asynccontextmanager
@@ -77,7 +80,8 @@ async def grpc_mesh(server: Server, mesh_file: str) -> AsyncIterator[GrpcMesh]:
         caller = await stack.enter_async_context(proxy(options, SIDECAR))
         options = sidecar_options(collector, mesh_file, port=0, endpoint=endpoints)
         gateway = await stack.enter_async_context(proxy(options, GATEWAY))
-        yield GrpcMesh(caller.port_of("outbound"), gateway.port_of("gateway"), echo)
+        yield GrpcMesh(caller.port_of("outbound"), gateway.port_of("gateway"), echo,
+                       caller.port_of("admin"))  # fmt: skip
 
 
 def context() -> tuple[str, str, list[tuple[str, str]]]:
@@ -126,6 +130,11 @@ def test_unary_and_streaming_calls_are_traced_per_call(server: Server, mesh_file
             total = await ch.stream_unary(method("Sum"))(chunks(32, 64 * KiB), metadata=md)
             assert total == str(32 * 64 * KiB).encode()
             calls.append(("Sum", span_id, await wait_for_trace(server, trace_id, 2)))
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"http://127.0.0.1:{m.caller_admin}/metrics")).text
+            # Istio's request_protocol label says grpc
+            assert re.search(r'istio_requests_total\{[^}]*request_protocol="grpc",'
+                             r'response_code="200"[^}]*\} 3.0', metrics), metrics  # fmt: skip
             return calls, m.echo
 
     calls, echo = run(main())

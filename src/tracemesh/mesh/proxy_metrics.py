@@ -88,7 +88,8 @@ class ProxyMetrics:
         else:
             source = (UNKNOWN, UNKNOWN, UNKNOWN)
             destination = (self.workload, me.service, me.service, me.service, me.version)
-        key = (reporter, *source, *destination, "http", str(exchange.status), exchange.flags)
+        protocol = "grpc" if "grpc" in exchange.state else "http"  # set by h2_downstream
+        key = (reporter, *source, *destination, protocol, str(exchange.status), exchange.flags)
         children = self._children.get(key)
         if children is None:
             if len(self._children) >= 10_000:  # a label explosion costs memory, not the proxy
