@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -36,7 +38,7 @@ from tests.integration.mesh.grpc_apps import (
 )
 from tests.integration.mesh.harness import FAST, Recorder, proxy, run, wait_for
 from tests.integration.mesh.test_streaming import proxy_process
-from tracemesh.mesh.handler import Exchange, Forward
+from tracemesh.mesh.handler import Exchange, Forward, Respond
 from tracemesh.mesh.http1 import H2_PREFACE
 from tracemesh.mesh.server import ServerConfig
 
@@ -242,6 +244,40 @@ def test_grpc_calls_outlive_the_default_timeout_but_not_their_own() -> None:
                 await wait_for(lambda: len(handler.ended) == 2)
             assert handler.ended[0].flags == "-"
             assert grpc_of(handler.ended[1])["grpc.timeout"].endswith(("m", "u", "n", "S"))
+
+    run(main())
+
+
+class Faulty(Recorder):
+    """A fixed delay before every call; calls carrying `abort: <status>` are answered so."""
+
+    def on_request(self, exchange: Exchange) -> Forward | Respond:
+        for name, value in exchange.request.headers:
+            if name == b"abort":
+                return Respond(int(value), b"fault filter abort\n", flag="FI", delay=0.1)
+        forward = super().on_request(exchange)
+        assert isinstance(forward, Forward)
+        return replace(forward, delay=0.2)
+
+
+def test_injected_delay_and_abort() -> None:
+    async def main() -> None:
+        async with echo_server() as (up, _):
+            handler = Faulty(("127.0.0.1", up))
+            async with proxy(handler) as proxied, channel(proxied.port) as ch:
+                call = ch.unary_unary(method("Reverse"))
+                started = time.monotonic()
+                assert await call(b"late", timeout=5) == b"etal"
+                assert time.monotonic() - started >= 0.2
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await call(b"x", metadata=[("abort", "503")], timeout=5)
+                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert failed.value.details() == "fault filter abort"
+                await wait_for(lambda: len(handler.ended) == 2)
+            delayed, aborted = handler.ended
+            assert (delayed.status, delayed.flags) == (200, "DI")
+            assert (aborted.status, aborted.flags) == (200, "DI,FI")
+            assert grpc_of(aborted)["grpc.status_code"] == "14"
 
     run(main())
 
