@@ -62,13 +62,11 @@ log = logging.getLogger("tracemesh.mesh.h2_downstream")
 
 UPSTREAM_REMOTE_RESET = "UR"  # Envoy's response flag: the upstream reset the stream
 REPLAY_LIMIT = 64 * 1024  # request body kept for a retry (Envoy buffers for retries too)
-GRPC_STATE = "grpc"
+GRPC_STATE = "grpc"  # `Exchange.state` key of the stream's `GrpcOutcome`, for handlers and tests
 # Rapid reset (CVE-2023-44487), Envoy's defaults: a connection on which more than half of its
 # streams, once at least this many, were reset by the client within a second is closed.
 PREMATURE_RESET_STREAMS = 500
-PREMATURE_RESET_SECONDS = (
-    1.0  # `Exchange.state` key of the stream's `GrpcOutcome`, for handlers and tests
-)
+PREMATURE_RESET_SECONDS = 1.0
 
 
 class H2ServerConnection(asyncio.Protocol):
@@ -109,6 +107,8 @@ class H2ServerConnection(asyncio.Protocol):
     # -- asyncio.Protocol --
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:  # after a GOAWAY: whatever still comes is moot
+            return
         self.last_io = self.server.now
         try:
             if not self.guard.feed(data):
@@ -367,6 +367,8 @@ class ProxiedStream:
             self.owner.ack(self.stream_id, size)
 
     def request_end(self, trailer_headers: Headers | None) -> None:
+        if self.req_done:  # h2 reports trailers, then the end they carried
+            return
         self.req_done = True
         self.req_trailers = trailer_headers
         if self.ended:
