@@ -471,6 +471,7 @@ class ProxiedStream:
         if self.grpc is not None:
             self.grpc.read_status(head.headers)
         self.resp_started = True
+        self.replay = None  # no retry once the response began
         self.deadline = 0.0 if end else self.deadline
         self.owner.send_headers(self.stream_id, downstream_response(head), end=end)
         if end:
