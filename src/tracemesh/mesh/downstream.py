@@ -3,8 +3,9 @@ where each goes, and streams bodies both ways through a pooled upstream connecti
 
 Bodies are never held whole: each read is parsed, re-framed and written on, and a peer whose
 write buffer fills pauses reading on the other side. Requests are served in order: pipelined ones
-wait, parsed, in a queue, with reading paused. After a 101, or for an HTTP/2 prior-knowledge
-connection (gRPC over h2c), the connection becomes a byte tunnel to its upstream.
+wait, parsed, in a queue, with reading paused. After a 101 the connection becomes a byte tunnel
+to its upstream; an HTTP/2 prior-knowledge connection (gRPC over h2c) is handed to
+`h2_downstream`, which proxies it stream by stream.
 """
 
 from __future__ import annotations
