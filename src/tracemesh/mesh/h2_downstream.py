@@ -10,7 +10,8 @@ on the other side, so a stream never has more in the proxy than the windows it a
 Answers the proxy makes itself are HTTP/2 responses; to a gRPC request, trailers-only with the
 gRPC status Envoy maps the HTTP status to (no route: 404 -> 12 UNIMPLEMENTED, 503 -> 14
 UNAVAILABLE). A retry replays the request body, kept while it is small (`REPLAY_LIMIT`) and no
-response has begun. Bad frames, headers over the limits and protocol violations end in GOAWAY or
+response has begun; a stream the upstream refused unprocessed (REFUSED_STREAM, or above a
+GOAWAY's last stream) is sent again without asking the handler. Bad frames, headers over the limits and protocol violations end in GOAWAY or
 RST_STREAM, never a crash; so does a client that opens streams only to reset them at once (HTTP/2
 rapid reset), as in Envoy.
 """
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tracemesh.mesh.h2_downstream")
 
 UPSTREAM_REMOTE_RESET = "UR"  # Envoy's response flag: the upstream reset the stream
+REFUSED_RETRIES = 3  # a stream the upstream refused unprocessed is sent again, this many times
 REPLAY_LIMIT = 64 * 1024  # request body kept for a retry (Envoy buffers for retries too)
 GRPC_STATE = "grpc"  # `Exchange.state` key of the stream's `GrpcOutcome`, for handlers and tests
 # Rapid reset (CVE-2023-44487), Envoy's defaults: a connection on which more than half of its
@@ -316,6 +318,7 @@ class ProxiedStream:
         self.last_io = owner.server.now
         self.ended = False  # on_end was called
         self.reset_mid_response = False
+        self.refused = 0  # upstream streams refused unprocessed (REFUSED_STREAM, GOAWAY)
 
     # -- the request --
 
@@ -525,6 +528,15 @@ class ProxiedStream:
             self.owner.reset(self.stream_id, code if remote else ErrorCodes.INTERNAL_ERROR)
             self._finish()
             self._done()
+        elif (
+            code == ErrorCodes.REFUSED_STREAM
+            and self._replayable()
+            and self.refused < REFUSED_RETRIES
+            and self.ex.forward is not None
+        ):  # never processed (RFC 9113 8.7): safe to send again, on a connection with room
+            self.refused += 1
+            self.waiting = True
+            self._connect()
         else:
             reason = "remote reset" if remote else "connection termination"
             self._fail(flag, 503, "upstream connect error or disconnect/reset before headers. "

@@ -137,6 +137,38 @@ class _Resetter(asyncio.Protocol):
             self.transport.write(self.conn.data_to_send())
 
 
+class _Refuser(_Resetter):
+    """Refuses every other stream (REFUSED_STREAM, before any response); answers the others
+    with an empty gRPC OK (trailers-only)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, ErrorCodes.REFUSED_STREAM)
+        self.requests = 0
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for event in self.conn.receive_data(data):
+            if isinstance(event, RequestReceived):
+                self.requests += 1
+                if self.requests % 2:
+                    self.conn.reset_stream(event.stream_id, ErrorCodes.REFUSED_STREAM)
+                else:
+                    self.conn.send_headers(event.stream_id, [
+                        (b":status", b"200"), (b"content-type", b"application/grpc"),
+                        (b"grpc-status", b"0")], end_stream=True)  # fmt: skip
+        self.transport.write(self.conn.data_to_send())
+
+
+@asynccontextmanager
+async def refusing_server() -> AsyncIterator[int]:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Refuser, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
 @asynccontextmanager
 async def resetting_server(
     messages: int = 2, code: ErrorCodes = ErrorCodes.INTERNAL_ERROR

@@ -34,6 +34,7 @@ from tests.integration.mesh.grpc_apps import (
     channel,
     chunks,
     echo_server,
+    refusing_server,
     resetting_server,
 )
 from tests.integration.mesh.harness import FAST, Recorder, proxy, run, wait_for
@@ -300,6 +301,26 @@ def test_upstream_reset_mid_stream_reaches_the_client() -> None:
                 assert proxied.h2_pool.opened == 1
             ex = handler.ended[0]
             assert (ex.status, ex.flags) == (200, "UR") and ex.response_bytes == 2 * 12
+
+    run(main())
+
+
+def test_a_refused_stream_is_sent_again() -> None:
+    """REFUSED_STREAM means the upstream never processed it: the proxy sends it again, and the
+    client never knows (what an upstream at its stream limit or going away answers)."""
+
+    async def main() -> None:
+        async with refusing_server() as up:
+            handler = Recorder(("127.0.0.1", up))
+            async with proxy(handler) as proxied, channel(proxied.port) as ch:
+                for _ in range(3):
+                    call = ch.unary_stream(method("Repeat"))(b"0:0", timeout=5)
+                    assert [item async for item in call] == []
+                    assert await call.code() == grpc.StatusCode.OK
+                await wait_for(lambda: len(handler.ended) == 3)
+            for ex in handler.ended:
+                assert (ex.status, ex.flags, ex.attempts) == (200, "-", 1)
+                assert grpc_of(ex)["grpc.status_code"] == "0"
 
     run(main())
 
