@@ -11,9 +11,9 @@ Answers the proxy makes itself are HTTP/2 responses; to a gRPC request, trailers
 gRPC status Envoy maps the HTTP status to (no route: 404 -> 12 UNIMPLEMENTED, 503 -> 14
 UNAVAILABLE). A retry replays the request body, kept while it is small (`REPLAY_LIMIT`) and no
 response has begun; a stream the upstream refused unprocessed (REFUSED_STREAM, or above a
-GOAWAY's last stream) is sent again without asking the handler. Bad frames, headers over the limits and protocol violations end in GOAWAY or
-RST_STREAM, never a crash; so does a client that opens streams only to reset them at once (HTTP/2
-rapid reset), as in Envoy.
+GOAWAY's last stream) is sent again without asking the handler. Bad frames, headers over the
+limits and protocol violations end in GOAWAY or RST_STREAM, never a crash; so does a client that
+opens streams only to reset them at once (HTTP/2 rapid reset), as in Envoy.
 """
 
 from __future__ import annotations
