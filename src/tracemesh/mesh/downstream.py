@@ -3,8 +3,9 @@ where each goes, and streams bodies both ways through a pooled upstream connecti
 
 Bodies are never held whole: each read is parsed, re-framed and written on, and a peer whose
 write buffer fills pauses reading on the other side. Requests are served in order: pipelined ones
-wait, parsed, in a queue, with reading paused. After a 101, or for an HTTP/2 prior-knowledge
-connection (gRPC over h2c), the connection becomes a byte tunnel to its upstream.
+wait, parsed, in a queue, with reading paused. After a 101 the connection becomes a byte tunnel
+to its upstream; an HTTP/2 prior-knowledge connection (gRPC over h2c) is handed to
+`h2_downstream`, which proxies it stream by stream.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from tracemesh.mesh import handler as flags
+from tracemesh.mesh.h2_downstream import H2ServerConnection
 from tracemesh.mesh.handler import Exchange, Forward, Respond
 from tracemesh.mesh.http1 import (
     END,
@@ -523,7 +525,18 @@ class ClientConnection(asyncio.Protocol):
             if self.ex is None:
                 self._close()
             return
-        self._request_head(RequestHead(b"PRI", b"*", b"2.0", [], False))  # h2c prior knowledge
+        self._become_h2()  # h2c prior knowledge: HTTP/2 from the first byte
+
+    def _become_h2(self) -> None:
+        """Hand the connection to the HTTP/2 server side (`h2_downstream`) for good."""
+        transport = self.transport
+        assert transport is not None
+        self.closing = True  # this object is done: nothing more reaches it
+        self.server.connections.discard(self)
+        if self.paused:
+            transport.resume_reading()
+        data, self.upgrade_rest = b"".join(self.upgrade_rest or ()), None
+        H2ServerConnection.take_over(self.server, transport, self.peer, data)
 
     def _start_tunnel(self) -> None:
         self.tunnel = True

@@ -13,9 +13,9 @@ replayed (it had no body) and nothing was sent to the client yet; otherwise the 
 if None was returned. `on_response` may edit `head.headers` in place (names lower-case) to add or
 change response headers. Exceptions from a handler are logged and answered with 500.
 
-An HTTP/2 prior-knowledge connection (gRPC over h2c) reaches `on_request` as a request with
-method `PRI`, target `*`, version `2.0` and no headers: a `Forward` tunnels its bytes to that
-upstream untouched (no per-request visibility); anything else closes it.
+An HTTP/2 prior-knowledge connection (gRPC over h2c) is served by `h2_downstream`: each of its
+streams is one exchange, with version `2.0` and its `:authority` as host. A retry there replays a
+small request body (unlike HTTP/1.1, where only bodiless requests are replayed).
 """
 
 from __future__ import annotations

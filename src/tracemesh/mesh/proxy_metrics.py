@@ -81,7 +81,8 @@ class ProxyMetrics:
         else:
             source = (UNKNOWN, UNKNOWN, UNKNOWN)
             destination = (self.workload, me.service, me.service, me.service, me.version)
-        key = (reporter, *source, *destination, "http", str(exchange.status), exchange.flags)
+        protocol = "grpc" if "grpc" in exchange.state else "http"  # set by h2_downstream
+        key = (reporter, *source, *destination, protocol, str(exchange.status), exchange.flags)
         self._requests.add(key, exchange.duration * 1000.0)
 
 

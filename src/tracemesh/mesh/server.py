@@ -11,8 +11,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tracemesh.mesh.downstream import ClientConnection
+from tracemesh.mesh.h2_upstream import H2Pool
 from tracemesh.mesh.handler import Handler
 from tracemesh.mesh.http1 import DEFAULT_LIMITS, Limits
 from tracemesh.mesh.upstream import Pool
@@ -36,6 +38,18 @@ class ServerConfig:
     tick: float = 0.25  # timeout resolution
 
 
+class Connection(Protocol):
+    """A client connection as the server tends it: HTTP/1.1 or, after an h2c preface, HTTP/2."""
+
+    peer: tuple[str, int]
+
+    def check_time(self, now: float) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 @dataclass(slots=True)
 class Stats:
     connections: int = 0
@@ -57,7 +71,13 @@ class ProxyServer:
             write_buffer_high=config.write_buffer_high,
             limits=config.limits,
         )
-        self.connections: set[ClientConnection] = set()
+        self.h2_pool = H2Pool(  # HTTP/2 upstream streams (gRPC), multiplexed per address
+            limits=config.limits,
+            connect_timeout=config.connect_timeout,
+            idle_timeout=config.upstream_idle_timeout,
+            write_buffer_high=config.write_buffer_high,
+        )
+        self.connections: set[Connection] = set()
         self.stats = Stats()
         self.draining = False
         self.now = time.monotonic()  # the tick's coarse clock, for timeouts
@@ -88,7 +108,7 @@ class ProxyServer:
             except Exception:  # one connection's bug must not stop every timeout
                 log.exception("timeout check failed for %s", conn.peer)
 
-    def forget(self, conn: ClientConnection) -> None:
+    def forget(self, conn: Connection) -> None:
         """`conn` has closed."""
         self.connections.discard(conn)
         if self.draining and not self.connections:
@@ -113,5 +133,6 @@ class ProxyServer:
         if self._ticker is not None:
             self._ticker.cancel()
         await self.pool.close()
+        await self.h2_pool.close()
         if self._server is not None:
             await self._server.wait_closed()

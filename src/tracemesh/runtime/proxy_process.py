@@ -24,6 +24,7 @@ from tracemesh.mesh.routing import Router
 from tracemesh.mesh.sampler import Sampler
 from tracemesh.mesh.server import ProxyServer
 from tracemesh.mesh.sidecar import InboundHandler, OutboundHandler, service_ports, with_services
+from tracemesh.mesh.span_extras import ExtrasSink
 from tracemesh.mesh.strategy_poller import StrategyPoller
 from tracemesh.mesh.tracing import NullSink, ProxyIdentity, Tracer, propagator_for
 from tracemesh.runtime import admin, ports
@@ -74,7 +75,7 @@ class ProxyProcess:
         if collector:
             self.reporter = Reporter(collector, opts.collector_protocol,
                                      queue_spans=opts.span_buffer)  # fmt: skip
-            sink = self.reporter
+            sink = ExtrasSink(self.reporter)  # + what HTTP/2 streams add (gRPC status)
         self.poller: StrategyPoller | None = None
         if opts.sampling_server:
             self.poller = StrategyPoller(opts.sampling_server, self.identity.service_name,

@@ -1,5 +1,5 @@
 """Large bodies stream through without being held whole (the proxy's RSS barely moves), and
-upgraded or HTTP/2 (gRPC) connections pass through as byte tunnels."""
+upgraded connections pass through as byte tunnels, HTTP/2 (gRPC) ones stream by stream."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_upgrade_becomes_a_tunnel() -> None:
     run(main())
 
 
-def test_grpc_over_h2c_passes_through() -> None:
+def test_grpc_over_h2c_is_proxied_per_stream() -> None:
     async def main() -> None:
         server = grpc.aio.server()
         echo = grpc.unary_unary_rpc_method_handler(lambda request, context: request[::-1])
@@ -157,8 +157,12 @@ def test_grpc_over_h2c_passes_through() -> None:
                     for text in (b"hello", b"tracemesh"):
                         assert await call(text, timeout=5) == text[::-1]
                 await wait_for(lambda: handler.ended)
-            assert handler.ended[0].request.method == b"PRI"
-            assert handler.ended[0].request_bytes > 24 and handler.ended[0].response_bytes > 0
+                await wait_for(lambda: len(handler.ended) == 2)
+            for ex in handler.ended:  # one exchange per stream, not one opaque tunnel
+                assert (ex.request.method, ex.request.target) == (b"POST", b"/test.Echo/Reverse")
+                assert ex.request.version == b"2.0" and ex.status == 200
+                assert ex.state["grpc"].tags["grpc.status_code"] == "0"
+            assert [ex.request_bytes for ex in handler.ended] == [5 + 5, 5 + 9]  # gRPC frames
         finally:
             await server.stop(None)
 
