@@ -1,0 +1,107 @@
+"""The run directory of a running mesh: `state.json` (the runner's pid, every process's pid,
+process group, ports and status), the generated registry, and one log file per process.
+
+`tracemesh mesh down` and `mesh status` in another terminal find the run from the mesh file's
+path (each file has its own directory under the runs root) or from `--run-dir`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "state.json"
+
+
+def runs_root() -> Path:
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "tracemesh" / "runs"
+
+
+def run_dir_for(mesh_file: Path) -> Path:
+    """A directory per mesh file, stable across runs: `<stem>-<hash of its absolute path>`."""
+    resolved = str(mesh_file.resolve())
+    digest = hashlib.sha256(resolved.encode()).hexdigest()[:10]
+    return runs_root() / f"{mesh_file.stem}-{digest}"
+
+
+@dataclass
+class ProcessState:
+    name: str
+    kind: str
+    service: str
+    version: str
+    ports: dict[str, int]
+    probe: dict[str, Any]  # Probe as a dict
+    pid: int = 0
+    started: float = 0.0  # the process's start time, ticks since boot (tells a reused pid)
+    status: str = "starting"  # starting, running, backoff, failed, stopped
+    restarts: int = 0
+    log: str = ""
+
+
+@dataclass
+class RunState:
+    mesh_file: str
+    runner_pid: int
+    runner_started: float
+    ui: str | None
+    gateway: str | None
+    collector: str
+    processes: list[ProcessState] = field(default_factory=list)
+    updated: float = field(default_factory=time.time)
+
+    def save(self, run_dir: Path) -> None:
+        self.updated = time.time()
+        path = run_dir / STATE_FILE
+        tmp = path.with_name(STATE_FILE + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState:
+        data = json.loads((run_dir / STATE_FILE).read_text())
+        processes = [ProcessState(**p) for p in data.pop("processes")]
+        return cls(**data, processes=processes)
+
+
+def start_ticks(pid: int) -> float:
+    """When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); 0 if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    return float(stat.rsplit(")", 1)[1].split()[19])
+
+
+def is_alive(pid: int, started: float) -> bool:
+    """`pid` runs and is the same process as recorded (not a reused pid, not a zombie)."""
+    if pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    return not started or float(fields[19]) == started
+
+
+def live_runs() -> list[Path]:
+    """Run directories whose runner is still alive."""
+    root = runs_root()
+    found = []
+    for path in sorted(root.glob("*/" + STATE_FILE)) if root.is_dir() else []:
+        try:
+            state = RunState.load(path.parent)
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+        if is_alive(state.runner_pid, state.runner_started):
+            found.append(path.parent)
+    return found
