@@ -44,8 +44,8 @@ def _send(gateway: str, requests: list[tuple[str, str, dict[str, str]]]) -> Sent
     sent = []
     for label, path, headers in requests:
         status, trace_id, body = get(gateway + path, headers)
-        print(f"  GET {path} {_show(headers)}-> {status} {" ".join(body.split())[:70]}",
-              flush=True)  # fmt: skip
+        text = " ".join(body.split())[:70]
+        print(f"  GET {path} {_show(headers)}-> {status} {text}", flush=True)
         sent.append((label, trace_id))
     return sent
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,14 @@ from pathlib import Path
 from tracemesh.mesh.yaml_nodes import ConfigError
 from tracemesh.runner.mesh_run import MeshRun, RunnerError, RunOptions, health_of, render
 from tracemesh.runner.plan import PlanOptions
-from tracemesh.runner.state import STATE_FILE, RunState, is_alive, live_runs, run_dir_for
+from tracemesh.runner.state import (
+    STATE_FILE,
+    RunState,
+    group_alive,
+    is_alive,
+    live_runs,
+    run_dir_for,
+)
 from tracemesh.runner.supervisor import Backoff
 
 MESH_HELP = """\
@@ -263,16 +271,14 @@ def _down(args: argparse.Namespace) -> int:
 
 def _kill_leftovers(state: RunState) -> None:
     """Process groups of a runner that died without stopping them (SIGKILL, a crash)."""
-    left = [p for p in state.processes if is_alive(p.pid, p.started)]
+    groups = [p.pid for p in state.processes if group_alive(p.pid)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for p in left:
-            try:
-                os.killpg(p.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(is_alive(p.pid, p.started) for p in left):
+        while time.monotonic() < deadline and any(group_alive(g) for g in groups):
             time.sleep(0.1)
-        left = [p for p in left if is_alive(p.pid, p.started)]
-        if not left:
+        groups = [g for g in groups if group_alive(g)]
+        if not groups:
             return

@@ -1,5 +1,5 @@
-"""A running mesh: the plan's processes started in order (backend, then every app and sidecar,
-then the gateway), each waited on until healthy, watched and restarted while the run lasts,
+"""A running mesh: the plan's processes started in order (the backend, then every app, sidecar
+and the gateway at once), each waited on until healthy, watched and restarted while the run lasts,
 and stopped in the reverse order (the gateway first, so no new traces start; the backend last,
 so the spans the others flush on their way out are stored).
 """
@@ -86,7 +86,8 @@ class MeshRun:
             plan.ui, plan.gateway, plan.collector,
         )  # fmt: skip
         try:
-            for group in ([BACKEND], [APP, SIDECAR], [GATEWAY]):
+            # The proxies only need the registry file, already written: all start at once.
+            for group in ([BACKEND], [APP, SIDECAR, GATEWAY]):
                 specs = [p for p in plan.processes if p.kind in group]
                 await asyncio.gather(*(self._start(spec) for spec in specs))
                 await asyncio.gather(*(self._healthy(spec) for spec in specs))
@@ -135,7 +136,7 @@ class MeshRun:
             (self.run_dir / STATE_FILE).unlink()
 
     async def run_until_signalled(self, after_start: Callable[[], Awaitable[None]]) -> None:
-        """Start, call `after_start`, wait for SIGINT or SIGTERM, stop."""
+        """Start, run `after_start` until it returns or SIGINT or SIGTERM comes, stop."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -153,8 +154,7 @@ class MeshRun:
             work = asyncio.create_task(after_start())
             await asyncio.wait((work, stopped), return_when=asyncio.FIRST_COMPLETED)
             if work.done():
-                work.result()
-                await stopped
+                work.result()  # done (a demo with --once): stop now
             else:
                 work.cancel()
         finally:

@@ -105,3 +105,24 @@ def live_runs() -> list[Path]:
         if is_alive(state.runner_pid, state.runner_started):
             found.append(path.parent)
     return found
+
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`, from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """Some process of group `pgid` still runs (each child of the runner leads its own)."""
+    return pgid > 0 and bool(group_members(pgid))
