@@ -89,8 +89,11 @@ class MeshRun:
             # The proxies only need the registry file, already written: all start at once.
             for group in ([BACKEND], [APP, SIDECAR, GATEWAY]):
                 specs = [p for p in plan.processes if p.kind in group]
-                await asyncio.gather(*(self._start(spec) for spec in specs))
-                await asyncio.gather(*(self._healthy(spec) for spec in specs))
+                for step in (self._start, self._healthy):  # every one finishes before a raise
+                    results = await asyncio.gather(*map(step, specs), return_exceptions=True)
+                    errors = [r for r in results if isinstance(r, BaseException)]
+                    if errors:
+                        raise errors[0]
         except BaseException:
             await self.stop()
             raise
