@@ -5,6 +5,7 @@ which version served the request."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def assert_chain(trace: Trace, hops: list[tuple[str, str]]) -> list[Span]:
     ]
     assert len({s["traceID"] for s in trace["spans"]}) == 1
     chain = [gateway_leaf(trace), *(one(trace, svc, k) for svc, k in hops)]
-    for outer, inner in zip(chain, chain[1:], strict=False):
+    for outer, inner in itertools.pairwise(chain):
         assert parent(inner) == outer["spanID"], (outer["operationName"], inner["operationName"])
     return chain[1:]
 
@@ -145,7 +146,9 @@ def test_hello_trace_shape_and_baggage_routing(
         app_server, app_client = chain[1], chain[2]
         assert app_server["operationName"] == "GET /sayHello/{name}"
         assert app_client["operationName"] == "GET /formatGreeting"
-        process = {t["key"]: t["value"] for t in trace["processes"][app_server["processID"]]["tags"]}
+        process = {
+            t["key"]: t["value"] for t in trace["processes"][app_server["processID"]]["tags"]
+        }
         assert process["service.version"] == "v1"  # OTEL_RESOURCE_ATTRIBUTES from the runner
         assert process["service.instance.id"] == "hello-v1-0"
         for inner, outer in ((app_server, hello_in), (app_client, app_server)):

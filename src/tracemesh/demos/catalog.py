@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +32,21 @@ class Demo:
 def get(url: str, headers: Mapping[str, str] | None = None) -> tuple[int, str, str]:
     """(status, x-trace-id, body) of a GET straight to `url` (never through a proxy)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, headers={"user-agent": "tracemesh-demo", **(headers or {})})
+    request = urllib.request.Request(
+        url, headers={"user-agent": "tracemesh-demo", **(headers or {})}
+    )
     try:
         with opener.open(request, timeout=30) as response:
-            return response.status, response.headers.get(TRACE_ID_HEADER, ""), response.read().decode()
+            return (
+                response.status,
+                response.headers.get(TRACE_ID_HEADER, ""),
+                response.read().decode(),
+            )
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get(TRACE_ID_HEADER, ""), exc.read().decode(errors="replace")
 
 
-def _send(gateway: str, requests: list[tuple[str, str, dict[str, str]]]) -> Sent:
+def _send(gateway: str, requests: Sequence[tuple[str, str, Mapping[str, str]]]) -> Sent:
     sent = []
     for label, path, headers in requests:
         status, trace_id, body = get(gateway + path, headers)
@@ -78,7 +84,9 @@ def bookinfo_traffic(gateway: str, requests: int) -> Sent:
 
 
 def timeapp_traffic(gateway: str, requests: int) -> Sent:
-    return _send(gateway, [("hello-world", "/", {}), ("gettime", "/gettime", {})][: max(requests, 1)])
+    return _send(
+        gateway, [("hello-world", "/", {}), ("gettime", "/gettime", {})][: max(requests, 1)]
+    )
 
 
 DEMOS: dict[str, Demo] = {

@@ -67,8 +67,8 @@ def add_mesh_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name == "status":
             action.add_argument("--json", action="store_true", help="print the state as JSON")
         else:
-            action.add_argument("--timeout", type=float, default=30.0,
-                                help="seconds to wait for it to stop before killing it")  # fmt: skip
+            text = "seconds to wait for it to stop before killing it"
+            action.add_argument("--timeout", type=float, default=30.0, help=text)
 
 
 def add_demo_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,15 +99,23 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway-port", type=int, default=-1,
                         help="gateway port (default: the file's gateway.port if free, else any "
                         "free port; 0: any free port)")  # fmt: skip
-    parser.add_argument("--ui-port", type=int, default=-1,
-                        help="UI and query API port (default: 16686 if free; 0: any free)")
+    parser.add_argument(
+        "--ui-port",
+        type=int,
+        default=-1,
+        help="UI and query API port (default: 16686 if free; 0: any free)",
+    )
     parser.add_argument("--restart-backoff", type=float, default=0.5,
                         help="first delay before restarting a crashed process, doubled on each "
                         "quick crash")  # fmt: skip
     parser.add_argument("--restart-max-delay", type=float, default=30.0,
                         help="longest delay between restarts")  # fmt: skip
-    parser.add_argument("--max-restarts", type=int, default=10,
-                        help="quick crashes in a row before a process is left stopped")
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=10,
+        help="quick crashes in a row before a process is left stopped",
+    )
     parser.add_argument("--wait-timeout", type=float, default=30.0,
                         help="seconds each process has to become healthy")  # fmt: skip
     parser.add_argument("--log-level", default="warning",
@@ -239,11 +247,26 @@ def _status(args: argparse.Namespace) -> int:
         return 3
     health = asyncio.run(health_of(state))
     if args.json:
-        data = {"mesh_file": state.mesh_file, "runner_pid": state.runner_pid, "ui": state.ui,
-                "gateway": state.gateway, "processes": [
-                    {"name": p.name, "kind": p.kind, "service": p.service, "version": p.version,
-                     "pid": p.pid, "status": p.status, "restarts": p.restarts,
-                     "healthy": health[p.name], "ports": p.ports} for p in state.processes]}
+        data = {
+            "mesh_file": state.mesh_file,
+            "runner_pid": state.runner_pid,
+            "ui": state.ui,
+            "gateway": state.gateway,
+            "processes": [
+                {
+                    "name": p.name,
+                    "kind": p.kind,
+                    "service": p.service,
+                    "version": p.version,
+                    "pid": p.pid,
+                    "status": p.status,
+                    "restarts": p.restarts,
+                    "healthy": health[p.name],
+                    "ports": p.ports,
+                }
+                for p in state.processes
+            ],
+        }
         print(json.dumps(data, indent=1))  # fmt: skip
     else:
         print(f"mesh {state.mesh_file} (runner pid {state.runner_pid})")

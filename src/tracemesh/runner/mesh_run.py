@@ -11,9 +11,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tracemesh.mesh.config_file import read_mesh_file
 from tracemesh.mesh.yaml_nodes import read_limited
@@ -115,7 +116,7 @@ class MeshRun:
     async def _healthy(self, spec: ProcessSpec) -> None:
         child = self.children[spec.name]
         waiting = asyncio.ensure_future(wait_healthy(spec.probe, self.options.wait_timeout))
-        watched: set[asyncio.Future[object]] = {waiting}
+        watched: set[asyncio.Future[Any]] = {waiting}
         if spec.kind != APP:  # an app may crash and be restarted meanwhile; a proxy may not
             watched.add(asyncio.ensure_future(child.exited.wait()))
         done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -138,7 +139,9 @@ class MeshRun:
         with contextlib.suppress(FileNotFoundError):
             (self.run_dir / STATE_FILE).unlink()
 
-    async def run_until_signalled(self, after_start: Callable[[], Awaitable[None]]) -> None:
+    async def run_until_signalled(
+        self, after_start: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         """Start, run `after_start` until it returns or SIGINT or SIGTERM comes, stop."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()

@@ -138,7 +138,10 @@ def _plan(mesh: MeshConfig, options: PlanOptions, collector_in_file: bool, taken
             "admin": taken.take(),
         }
         collector = f"{HOST}:{backend_ports['otlp-grpc']}"
-        otlp_endpoint, otlp_protocol = f"http://{HOST}:{backend_ports['otlp-http']}", "http/protobuf"
+        otlp_endpoint, otlp_protocol = (
+            f"http://{HOST}:{backend_ports['otlp-http']}",
+            "http/protobuf",
+        )
         ui = f"http://{HOST}:{backend_ports['ui']}"
         flags = {
             "--otlp.grpc-port": backend_ports["otlp-grpc"],

@@ -107,7 +107,6 @@ def live_runs() -> list[Path]:
     return found
 
 
-
 def group_members(pgid: int) -> list[int]:
     """The live (not zombie) processes of process group `pgid`, from /proc."""
     members = []

@@ -83,8 +83,12 @@ def reviews(request: Request) -> Response:
     version = os.environ.get("TRACEMESH_VERSION", "v1")
     out: list[dict[str, object]] = [{"reviewer": r, "text": t} for r, t, _ in REVIEWS]
     if os.environ.get("ENABLE_RATINGS") == "true":
-        status, body = call("ratings:9080", "/ratings/0", forward(request.headers),
-                            timeout=10 if os.environ.get("STAR_COLOR") == "black" else 2.5)
+        status, body = call(
+            "ratings:9080",
+            "/ratings/0",
+            forward(request.headers),
+            timeout=10 if os.environ.get("STAR_COLOR") == "black" else 2.5,
+        )
         ratings = json.loads(body)["ratings"] if status == 200 else {}
         color = os.environ.get("STAR_COLOR", "black")
         for item, (reviewer, _, _) in zip(out, REVIEWS, strict=True):

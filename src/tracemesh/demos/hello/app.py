@@ -64,7 +64,7 @@ class Hello:
         return Response(body=body.decode() + "\n", headers=headers)
 
     def instrumented(self, request: Request, name: str) -> tuple[int, bytes]:
-        from opentelemetry import baggage, propagate, trace
+        from opentelemetry import baggage, propagate
         from opentelemetry import context as contexts
 
         assert self.tracer is not None
@@ -83,11 +83,14 @@ class Hello:
 
         assert self.tracer is not None
         kind = trace.SpanKind
-        with self.tracer.start_as_current_span("GET /sayHello/{name}", kind=kind.SERVER,
-                                               attributes={"http.route": "/sayHello/{name}",
-                                                           "name": name}) as server:
-            with self.tracer.start_as_current_span("GET /formatGreeting", kind=kind.CLIENT,
-                                                   attributes={"peer.service": "formatter"}):
+        with self.tracer.start_as_current_span(
+            "GET /sayHello/{name}",
+            kind=kind.SERVER,
+            attributes={"http.route": "/sayHello/{name}", "name": name},
+        ) as server:
+            with self.tracer.start_as_current_span(
+                "GET /formatGreeting", kind=kind.CLIENT, attributes={"peer.service": "formatter"}
+            ):
                 headers = {"x-request-id": request_id}
                 propagate.inject(headers)  # traceparent and baggage
                 status, body = call(FORMATTER, f"/formatGreeting?name={name}", headers)
