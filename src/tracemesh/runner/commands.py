@@ -13,19 +13,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tracemesh.mesh.yaml_nodes import ConfigError
-from tracemesh.runner.mesh_run import MeshRun, RunnerError, RunOptions, health_of, render
-from tracemesh.runner.plan import PlanOptions
-from tracemesh.runner.state import (
-    STATE_FILE,
-    RunState,
-    group_alive,
-    is_alive,
-    live_runs,
-    run_dir_for,
-)
-from tracemesh.runner.supervisor import Backoff
+if TYPE_CHECKING:  # the rest is imported when a mesh command runs, not by every `tracemesh`
+    from tracemesh.runner.mesh_run import RunOptions
+    from tracemesh.runner.state import RunState
 
 MESH_HELP = """\
 Run a whole mesh on this machine from one file: the tracing backend (all-in-one, memory
@@ -123,6 +115,11 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_options(args: argparse.Namespace, mesh_file: Path) -> RunOptions:
+    from tracemesh.runner.mesh_run import RunOptions
+    from tracemesh.runner.plan import PlanOptions
+    from tracemesh.runner.state import run_dir_for
+    from tracemesh.runner.supervisor import Backoff
+
     plan = PlanOptions(
         mesh_file=mesh_file, run_dir=args.run_dir or run_dir_for(mesh_file),
         collector=args.collector, gateway_port=args.gateway_port, ui_port=args.ui_port,
@@ -134,6 +131,9 @@ def _run_options(args: argparse.Namespace, mesh_file: Path) -> RunOptions:
 
 
 def main(args: argparse.Namespace) -> int:
+    from tracemesh.mesh.yaml_nodes import ConfigError
+    from tracemesh.runner.mesh_run import RunnerError
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.command == "demo":
@@ -152,6 +152,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from tracemesh.runner.mesh_run import MeshRun, render
+
     run = MeshRun(_run_options(args, args.file))
 
     async def announce() -> None:
@@ -167,6 +169,7 @@ def _up(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tracemesh.demos import otel
     from tracemesh.demos.catalog import DEFAULT_REQUESTS, DEMOS
+    from tracemesh.runner.mesh_run import MeshRun, render
 
     demo = DEMOS[args.name]
     if demo.needs_sdk and not otel.available():
@@ -218,6 +221,9 @@ def _wait_stored(ui: str, trace_ids: list[str], timeout: float = 15.0) -> None:
 
 
 def _find_run(args: argparse.Namespace) -> Path:
+    from tracemesh.runner.mesh_run import RunnerError
+    from tracemesh.runner.state import RunState, live_runs, run_dir_for
+
     if args.run_dir:
         return Path(args.run_dir)
     if args.file:
@@ -232,13 +238,24 @@ def _find_run(args: argparse.Namespace) -> Path:
 
 
 def _load(run_dir: Path) -> RunState:
+    from tracemesh.runner.mesh_run import RunnerError
+    from tracemesh.runner.state import RunState
+
     try:
         return RunState.load(run_dir)
     except FileNotFoundError:
         raise RunnerError(f"no mesh is running from {run_dir}") from None
+    except (OSError, ValueError) as exc:
+        raise RunnerError(
+            f"the run state in {run_dir} is unreadable ({exc!r:.200}); "
+            "remove the directory if no mesh runs from it"
+        ) from None
 
 
 def _status(args: argparse.Namespace) -> int:
+    from tracemesh.runner.mesh_run import health_of, render
+    from tracemesh.runner.state import is_alive
+
     run_dir = _find_run(args)
     state = _load(run_dir)
     if not is_alive(state.runner_pid, state.runner_started):
@@ -275,6 +292,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from tracemesh.runner.state import STATE_FILE, is_alive
+
     run_dir = _find_run(args)
     state = _load(run_dir)
     if is_alive(state.runner_pid, state.runner_started):
@@ -294,6 +313,8 @@ def _down(args: argparse.Namespace) -> int:
 
 def _kill_leftovers(state: RunState) -> None:
     """Process groups of a runner that died without stopping them (SIGKILL, a crash)."""
+    from tracemesh.runner.state import group_alive
+
     groups = [p.pid for p in state.processes if group_alive(p.pid)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pgid in groups:

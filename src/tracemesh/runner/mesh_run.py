@@ -177,7 +177,7 @@ def _refuse_if_running(run_dir: Path) -> None:
         return
     try:
         state = RunState.load(run_dir)
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError):
         return
     if is_alive(state.runner_pid, state.runner_started):
         raise RunnerError(

@@ -65,9 +65,23 @@ class RunState:
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState:
-        data = json.loads((run_dir / STATE_FILE).read_text())
-        processes = [ProcessState(**p) for p in data.pop("processes")]
-        return cls(**data, processes=processes)
+        """OSError when unreadable, ValueError when it is not a run state."""
+        data = json.loads((run_dir / STATE_FILE).read_bytes())
+        try:
+            processes = [ProcessState(**p) for p in data.pop("processes")]
+            state = cls(**data, processes=processes)
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"not a run state: {exc}") from None
+        # What `down` would signal: plausible pids (never 0 or 1: "everyone" and init).
+        for pid, started in [(state.runner_pid, state.runner_started),
+                             *((p.pid, p.started) for p in state.processes)]:  # fmt: skip
+            if not _pid(pid) or not isinstance(started, int | float) or isinstance(started, bool):
+                raise ValueError(f"not a run state: pid {pid!r}")
+        return state
+
+
+def _pid(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 < value < 1 << 22
 
 
 def start_ticks(pid: int) -> float:
@@ -100,7 +114,7 @@ def live_runs() -> list[Path]:
     for path in sorted(root.glob("*/" + STATE_FILE)) if root.is_dir() else []:
         try:
             state = RunState.load(path.parent)
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError):
             continue
         if is_alive(state.runner_pid, state.runner_started):
             found.append(path.parent)

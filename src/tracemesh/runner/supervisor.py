@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -26,13 +25,13 @@ from tracemesh.runner.state import ProcessState, start_ticks
 log = logging.getLogger("tracemesh.runner")
 
 _PR_SET_PDEATHSIG = 1
-_libc_name = ctypes.util.find_library("c")
-_libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
+_libc = ctypes.CDLL(None, use_errno=True)  # the running program's symbols include libc's
+_prctl = getattr(_libc, "prctl", None)  # Linux only
 
 
 def _child_setup() -> None:  # runs in the child between fork and exec: keep it tiny
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
