@@ -156,6 +156,9 @@ def test_up_status_restart_traffic_and_down_leaves_nothing(up: Up, mesh_dir: Pat
     assert all(p["healthy"] for p in procs.values()), procs
     assert procs["flaky-0"]["restarts"] == 1  # crashed on its first start, then came up
     assert "flaky: first start, crashing" in (up.run_dir / "logs" / "flaky-0.log").read_text()
+    again = tracemesh("mesh", "up", "-f", str(mesh_dir / "mesh.yaml"), "--run-dir",
+                      str(up.run_dir))  # fmt: skip
+    assert again.returncode == 1 and "already running" in again.stderr, again.stderr
     table = up.text()
     assert "web-v1-1.sidecar" in table and status["ui"] in table and status["gateway"] in table
 

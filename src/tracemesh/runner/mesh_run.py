@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tracemesh.mesh.config_file import read_mesh_file
 from tracemesh.mesh.yaml_nodes import read_limited
@@ -32,7 +33,7 @@ from tracemesh.runner.plan import (
     make_plan,
     write_registry,
 )
-from tracemesh.runner.state import STATE_FILE, ProcessState, RunState, is_alive, start_ticks
+from tracemesh.runner.state import STATE_FILE, ProcessState, RunState, start_ticks
 from tracemesh.runner.supervisor import Backoff, Supervised
 
 log = logging.getLogger("tracemesh.runner")
@@ -63,6 +64,7 @@ class MeshRun:
         self.plan: Plan | None = None
         self.state: RunState | None = None
         self.children: dict[str, Supervised] = {}
+        self._lock: IO[bytes] | None = None
 
     @property
     def gateway(self) -> str | None:
@@ -78,7 +80,7 @@ class MeshRun:
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _refuse_if_running(self.run_dir)
+        self._lock = _lock(self.run_dir)  # held while the run lasts; children do not inherit it
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.plan = plan = make_plan(self.mesh, self.options.plan, self._collector_in_file)
         write_registry(plan, self.run_dir)
@@ -124,9 +126,13 @@ class MeshRun:
             task.cancel()
         if waiting not in done or not waiting.result():
             where = f"{spec.probe.kind} {spec.probe.port}{spec.probe.path}"
+            what = (
+                "exited while starting"
+                if waiting not in done
+                else f"did not become healthy ({where}) within {self.options.wait_timeout:g} s"
+            )
             raise RunnerError(
-                f"{spec.name} did not become healthy ({where}) within "
-                f"{self.options.wait_timeout:g} s; the end of its log ({child.log_path}):\n"
+                f"{spec.name} {what}; the end of its log ({child.log_path}):\n"
                 + _tail(child.log_path)
             )
 
@@ -138,6 +144,9 @@ class MeshRun:
             await asyncio.gather(*(c.stop(timeout) for c in children))
         with contextlib.suppress(FileNotFoundError):
             (self.run_dir / STATE_FILE).unlink()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     async def run_until_signalled(
         self, after_start: Callable[[], Coroutine[Any, Any, None]]
@@ -172,18 +181,22 @@ class MeshRun:
                 print("stopped", flush=True)
 
 
-def _refuse_if_running(run_dir: Path) -> None:
-    if not (run_dir / STATE_FILE).exists():
-        return
+def _lock(run_dir: Path) -> IO[bytes]:
+    """An exclusive lock on the run directory: one run per directory."""
+    lock = (run_dir / "lock").open("wb")
     try:
-        state = RunState.load(run_dir)
-    except (OSError, ValueError):
-        return
-    if is_alive(state.runner_pid, state.runner_started):
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        try:
+            pid = f"runner pid {RunState.load(run_dir).runner_pid}, "
+        except (OSError, ValueError):
+            pid = ""
         raise RunnerError(
-            f"this mesh is already running (runner pid {state.runner_pid}, run dir {run_dir});"
+            f"this mesh is already running ({pid}run dir {run_dir});"
             " stop it with `tracemesh mesh down` first"
-        )
+        ) from None
+    return lock
 
 
 def _tail(path: Path) -> str:
