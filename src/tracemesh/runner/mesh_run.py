@@ -35,6 +35,7 @@ from tracemesh.runner.plan import (
 )
 from tracemesh.runner.state import STATE_FILE, ProcessState, RunState, start_ticks
 from tracemesh.runner.supervisor import Backoff, Supervised
+from tracemesh.runtime.proxy_options import GATEWAY_SERVICE
 
 log = logging.getLogger("tracemesh.runner")
 LOG_TAIL = 2000
@@ -233,7 +234,8 @@ def render(
     if state.gateway:
         lines.append(f"gateway:  {state.gateway}")
     if state.ui:
-        lines.append(f"traces:   {state.ui}/search")
+        search = f"?service={GATEWAY_SERVICE}.default" if state.gateway else ""
+        lines.append(f"traces:   {state.ui}/search{search}")
     else:
         lines.append(f"spans go to the collector at {state.collector}")
     if run_dir is not None:
