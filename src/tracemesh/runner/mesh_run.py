@@ -1,7 +1,6 @@
-"""A running mesh: the plan's processes started in order (the backend, then every app, sidecar
-and the gateway at once), each waited on until healthy, watched and restarted while the run lasts,
-and stopped in the reverse order (the gateway first, so no new traces start; the backend last,
-so the spans the others flush on their way out are stored).
+"""A running mesh: the plan's processes all started at once, each waited on until healthy,
+watched and restarted while the run lasts, and stopped in order (the gateway first, so no new
+traces start; the backend last, so the spans the others flush on their way out are stored).
 """
 
 from __future__ import annotations
@@ -90,8 +89,9 @@ class MeshRun:
             plan.ui, plan.gateway, plan.collector,
         )  # fmt: skip
         try:
-            # The proxies only need the registry file, already written: all start at once.
-            for group in ([BACKEND], [APP, SIDECAR, GATEWAY]):
+            # All at once: the proxies only need the registry file, already written, and no
+            # span is made before every process is healthy (their reporters reconnect).
+            for group in ([BACKEND, APP, SIDECAR, GATEWAY],):
                 specs = [p for p in plan.processes if p.kind in group]
                 for step in (self._start, self._healthy):  # every one finishes before a raise
                     results = await asyncio.gather(*map(step, specs), return_exceptions=True)
