@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         proxy_options.add_arguments(role, name)
+    from tracemesh.runner import commands as runner_commands  # `mesh` and `demo`
+
+    runner_commands.add_mesh_parser(sub)
+    runner_commands.add_demo_parser(sub)
     return parser
 
 
@@ -113,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command in PROXY_COMMANDS:
         return _run_proxy(args)
+    if args.command in ("mesh", "demo"):
+        from tracemesh.runner import commands as runner_commands
+
+        return runner_commands.main(args)
     config = cfg.from_namespace(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
