@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))  # the end-to-end tests' server starter and seed d
 
 from tests.e2e import ui_seed  # noqa: E402
 from tests.e2e.server import Server, start  # noqa: E402
+
 from tracemesh.model.span import Event, Link, Span, SpanKind  # noqa: E402
 
 
@@ -127,7 +128,8 @@ def run(servers: dict[str, Server], ids: dict[str, str], runs: int) -> None:
                 wall_ms = statistics.median(walls[label]) * 1000
                 cpu_ms = statistics.median(cpus[label]) * 1000
                 print(f"{name:9} {label:8} {size:>10,} {wall_ms:>8.0f} {cpu_ms:>8.0f}")
-            ratio = statistics.median(cpus["Python"]) / max(statistics.median(cpus["C accel"]), 1e-3)
+            fast = max(statistics.median(cpus["C accel"]), 1e-3)
+            ratio = statistics.median(cpus["Python"]) / fast
             print(f"{name:9} Python / C accel CPU: {ratio:.1f}x")
 
 

@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.jaeger_json import dependencies_json, group_by_trace, traces_json
+from tracemesh.codecs.jaeger_json import JSON, dependencies_json, group_by_trace, traces_json
 from tracemesh.codecs.otlp_json import spans_from_json
 from tracemesh.model.ids import InvalidIDError, trace_id_to_hex
 from tracemesh.model.span import Span
@@ -81,6 +81,13 @@ async def traces_envelope(
     )
 
 
+async def rendered_envelope(
+    request: Request, traces: list[JSON], errors: object = None
+) -> Response:
+    """Traces already rendered, serialized in a worker thread (a 40,000-span trace is 16 MB)."""
+    return await anyio.to_thread.run_sync(lambda: envelope(request, traces, errors=errors))
+
+
 def instrument(metrics: Metrics, name: str, handler: Handler, render: ErrorRenderer) -> Handler:
     """Turn known errors into 400 and 500 responses and record the request's latency."""
 
@@ -130,25 +137,26 @@ class _JaegerAPI:
         if not search.trace_ids:
             traces = await self.service.find_traces(search.query, search.raw)
             return await traces_envelope(request, traces)
-        found = await self.service.get_traces(
-            search.trace_ids, search.raw, start_ns=search.start_ns, end_ns=search.end_ns
-        )
-        missing = [
-            {"msg": TRACE_NOT_FOUND, "traceID": trace_id_to_hex(trace_id)}
-            for trace_id, spans in found
-            if spans is None
-        ]
-        traces = [spans for _, spans in found if spans]
-        return await traces_envelope(request, traces, errors=missing or None)
+        rendered: list[JSON] = []
+        missing = []
+        for trace_id in dict.fromkeys(search.trace_ids):
+            trace = await self.service.get_trace_json(
+                trace_id, search.raw, start_ns=search.start_ns, end_ns=search.end_ns
+            )
+            if trace is None:
+                missing.append({"msg": TRACE_NOT_FOUND, "traceID": trace_id_to_hex(trace_id)})
+            else:
+                rendered.append(trace)
+        return await rendered_envelope(request, rendered, errors=missing or None)
 
     async def trace(self, request: Request) -> Response:
         trace_id = parse_path_trace_id(request.path_params["traceID"])
         start, end = parse_trace_window(request.query_params)
         raw = parse_raw(request.query_params, "raw")
-        spans = await self.service.get_trace(trace_id, raw, start_ns=start, end_ns=end)
-        if spans is None:
+        trace = await self.service.get_trace_json(trace_id, raw, start_ns=start, end_ns=end)
+        if trace is None:
             return envelope_error(404, TRACE_NOT_FOUND)
-        return await traces_envelope(request, [spans])
+        return await rendered_envelope(request, [trace])
 
     async def dependencies(self, request: Request) -> Response:
         end, lookback, service = parse_dependencies(request.query_params, time.time_ns())

@@ -44,6 +44,20 @@ class MemoryReader:
             return []
         return await _decode(_resolve(self._store, entry), {})
 
+    async def get_trace_otlp(
+        self, trace_id: bytes, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[tuple[bytes, Resource, Scope]]:
+        """`get_trace` without the decoding: each span's stored OTLP bytes with its resource and
+        scope, which are the store's own (the caller reads them, never changes them). The query
+        service's fast path (`query.trace_json`) renders these straight to JSON."""
+        if len(trace_id) == SPAN_ID_SIZE:
+            trace_id = ZERO_SPAN_ID + trace_id
+        entry = self._store.traces.get(trace_id)
+        if entry is None:
+            return []
+        resolved = _resolve(self._store, entry)
+        return [(raw, origin.resource, origin.scope) for raw, origin in resolved]
+
     async def find_traces(self, query: TraceQuery) -> list[list[Span]]:
         if query.limit <= 0:
             return []
