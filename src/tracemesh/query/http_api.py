@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import unquote
 
@@ -26,7 +26,6 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs.jaeger_json import JSON, dependencies_json, group_by_trace, traces_json
 from tracemesh.codecs.otlp_json import spans_from_json
 from tracemesh.model.ids import InvalidIDError, trace_id_to_hex
-from tracemesh.model.span import Span
 from tracemesh.query import api_v3
 from tracemesh.query.params import (
     ParamError,
@@ -71,20 +70,11 @@ def envelope(request: Request, data: object, total: int = 0, errors: object = No
     return Response(content, media_type="application/json")
 
 
-async def traces_envelope(
-    request: Request, traces: Iterable[Sequence[Span]], errors: object = None
-) -> Response:
-    """Traces as Jaeger JSON, rendered in a worker thread: a search result can be tens of MB, and
-    the event loop must keep serving meanwhile."""
-    return await anyio.to_thread.run_sync(
-        lambda: envelope(request, traces_json(traces), errors=errors)
-    )
-
-
 async def rendered_envelope(
     request: Request, traces: list[JSON], errors: object = None
 ) -> Response:
-    """Traces already rendered, serialized in a worker thread (a 40,000-span trace is 16 MB)."""
+    """Rendered traces, serialized in a worker thread: a search result can be tens of MB (a
+    40,000-span trace is 16), and the event loop must keep serving meanwhile."""
     return await anyio.to_thread.run_sync(lambda: envelope(request, traces, errors=errors))
 
 
@@ -135,8 +125,8 @@ class _JaegerAPI:
     async def search(self, request: Request) -> Response:
         search = parse_search(request.query_params, time.time_ns())
         if not search.trace_ids:
-            traces = await self.service.find_traces(search.query, search.raw)
-            return await traces_envelope(request, traces)
+            found = await self.service.find_traces_json(search.query, search.raw)
+            return await rendered_envelope(request, found)
         rendered: list[JSON] = []
         missing = []
         for trace_id in dict.fromkeys(search.trace_ids):

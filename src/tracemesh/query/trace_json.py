@@ -16,13 +16,22 @@ backend without stored OTLP bytes all give None, and the caller takes the refere
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from tracemesh import accel
-from tracemesh.codecs.jaeger_json import JSON, _process_identity, key_value, process_json
+from tracemesh.codecs.jaeger_json import (
+    JSON,
+    _process_identity,
+    key_value,
+    process_json,
+    trace_json,
+)
+from tracemesh.codecs.otlp_proto import span_from_row
+from tracemesh.model.query import TraceQuery
 from tracemesh.model.span import Resource, Scope, Span
-from tracemesh.query.adjusters import normalize_ips, sorted_attributes
+from tracemesh.query.adjusters import adjust, normalize_ips, sorted_attributes
 
 # (the OTLP protobuf bytes of one Span, its resource, its scope). The resource and scope may be
 # storage's own objects: read here, never changed.
@@ -36,13 +45,38 @@ ACCELERATED = _accel is not None
 
 @runtime_checkable
 class OTLPTraceReader(Protocol):
-    """An optional `TraceReader` method: a backend that keeps spans as OTLP bytes offers them."""
+    """Optional `TraceReader` methods: a backend that keeps spans as OTLP bytes offers them."""
 
     async def get_trace_otlp(
         self, trace_id: bytes, start_ns: int | None = None, end_ns: int | None = None
     ) -> list[OTLPSpan]:
         """What `get_trace` returns, each span still encoded, in the same order."""
         ...
+
+    async def find_traces_otlp(self, query: TraceQuery) -> list[list[OTLPSpan]]:
+        """What `find_traces` returns, each span still encoded."""
+        ...
+
+
+def render_otlp(spans: Sequence[OTLPSpan]) -> JSON:
+    """The trace's Jaeger JSON after the standard adjusters: from the fast path, or, where it
+    declines, decoded, adjusted and rendered in Python (the reference)."""
+    fast = trace_json_from_otlp(spans)
+    return fast if fast is not None else trace_json(adjust(decode_otlp(spans)))
+
+
+def decode_otlp(spans: Sequence[OTLPSpan]) -> list[Span]:
+    """Model spans, each distinct resource and scope pair copied once (as the memory reader copies
+    each stored origin), so that the adjusters never touch storage's own objects."""
+    copies: dict[tuple[int, int], tuple[Resource, Scope]] = {}
+    out = []
+    for raw, resource, scope in spans:
+        key = (id(resource), id(scope))
+        pair = copies.get(key)
+        if pair is None:
+            pair = copies[key] = (copy.deepcopy(resource), copy.deepcopy(scope))
+        out.append(span_from_row(raw, *pair))
+    return out
 
 
 def adjusted_process(resource: Resource) -> JSON:

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import importlib
 import random
+import time
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.e2e import ui_seed
 from tests.unit.codecs.strategies import ids8, ids16, spans, values
-from tests.unit.query.traces import client_for, memory_storage, trace_a, trace_b
+from tests.unit.query.traces import START_NS, client_for, memory_storage, trace_a, trace_b
 from tracemesh.codecs.jaeger_json import span_json, trace_json
 from tracemesh.codecs.otlp_proto import decode_request, request_from_spans, span_from_row
 from tracemesh.model.attributes import AttrValue
@@ -93,6 +94,9 @@ def assert_same(trace: Sequence[Span]) -> None:
         assert fast is not None, "the fast path declined a plain trace"
     if fast is not None:
         assert fast == reference
+    # What the query service answers with: the fast path, else its own decoding fallback.
+    otlp = asyncio.run(stored(trace).get_trace_otlp(trace[0].trace_id))
+    assert orjson.dumps(fast_path.render_otlp(otlp)) == reference
 
 
 # Values and keys that exercise each adjuster and each formatting rule the C code reproduces.
@@ -253,25 +257,32 @@ def test_refuses_wrong_argument_types() -> None:
 def test_http_answer_is_the_same_with_and_without_the_accelerator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`GET /api/traces/{id}` and a search by ids, through the real app and memory storage."""
-    large = ui_seed.large(random.Random(5), 1_700_000_000_000_000_000, 500)
+    """`GET /api/traces/{id}`, a lookup by ids and a search, through the real app and memory
+    storage: the same bytes from the fast path as from the reference path."""
+    large = ui_seed.large(random.Random(5), START_NS + 1_000_000, 500)
     client = client_for(memory_storage(trace_a(), trace_b(), large))
     ids = [trace_id_to_hex(t[0].trace_id) for t in (trace_a(), trace_b(), large)]
-    urls = [f"/api/traces/{i}" for i in ids] + ["/api/traces?traceID=" + "&traceID=".join(ids)]
+    window = f"start={START_NS // 1000 - 1}&end={time.time_ns() // 1000}"
+    urls = [f"/api/traces/{i}" for i in ids]
+    urls.append("/api/traces?traceID=" + "&traceID=".join(ids))
+    urls.append(f"/api/traces?service=frontend&{window}&limit=10")
+    original = fast_path.trace_json_from_otlp
     answered: list[bool] = []
 
     def counted(spans: Sequence[fast_path.OTLPSpan]) -> object:
-        rendered = fast_path.trace_json_from_otlp(spans)
+        rendered = original(spans)
         answered.append(rendered is not None)
         return rendered
 
-    monkeypatch.setattr(query_service, "trace_json_from_otlp", counted)
+    monkeypatch.setattr(fast_path, "trace_json_from_otlp", counted)
     monkeypatch.setattr(query_service, "ACCELERATED", True)  # even under TRACEMESH_NO_ACCEL=1
     responses = [client.get(url) for url in urls]
-    assert [r.status_code for r in responses] == [200] * 4
+    assert [r.status_code for r in responses] == [200] * 5
     fast = [r.content for r in responses]
     # every trace took the fast path but the Zipkin-style one (shared client/server ids)
-    assert answered == [True, False, True, True, False, True]
+    assert answered[:6] == [True, False, True, True, False, True]
+    assert sorted(answered[6:]) == [False, True, True]
+    assert len(orjson.loads(fast[-2])["data"]) == len(orjson.loads(fast[-1])["data"]) == 3
     monkeypatch.setattr(query_service, "ACCELERATED", False)
     assert [client.get(url).content for url in urls] == fast
-    assert len(orjson.loads(fast[-1])["data"]) == 3
+    assert len(answered) == 9  # the reference path does not call the fast path

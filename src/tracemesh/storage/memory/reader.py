@@ -59,6 +59,17 @@ class MemoryReader:
         return [(raw, origin.resource, origin.scope) for raw, origin in resolved]
 
     async def find_traces(self, query: TraceQuery) -> list[list[Span]]:
+        copies: dict[Origin, tuple[Resource, Scope]] = {}
+        return [await _decode(spans, copies) for spans in await self._find(query)]
+
+    async def find_traces_otlp(
+        self, query: TraceQuery
+    ) -> list[list[tuple[bytes, Resource, Scope]]]:
+        """`find_traces` without the decoding, as `get_trace_otlp` gives one trace."""
+        found = await self._find(query)
+        return [[(raw, origin.resource, origin.scope) for raw, origin in spans] for spans in found]
+
+    async def _find(self, query: TraceQuery) -> list[list[ResolvedSpan]]:
         if query.limit <= 0:
             return []
         search = TraceFilter(query)
@@ -74,8 +85,7 @@ class MemoryReader:
             before -= TRACES_PER_PAUSE
             await asyncio.sleep(0)  # traces that arrive meanwhile are not visited
         found.sort(key=lambda item: item[0], reverse=True)  # stable: ties stay newest-arrival first
-        copies: dict[Origin, tuple[Resource, Scope]] = {}
-        return [await _decode(spans, copies) for _, spans in found]
+        return [spans for _, spans in found]
 
     async def get_services(self) -> list[str]:
         return sorted(self._store.operations)
