@@ -210,3 +210,28 @@ def seed(otlp_http_url: str) -> dict[str, Any]:
         "large_10k": big[0].trace_id.hex(),
         "large_40k": huge[0].trace_id.hex(),
     }
+
+
+def main() -> None:
+    """`python -m tests.e2e.ui_seed`: a seeded all-in-one serving the built UI, to look at by hand
+    or to take screenshots of (`ui/e2e/screenshots.mjs`). Prints `{"url": ..., "seed": ...}` as
+    one JSON line, then runs until its standard input closes."""
+    import json
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from tests.e2e.server import ROOT, start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ui_dir = ROOT / "src" / "tracemesh" / "query" / "ui"
+        server = start(Path(tmp), "--query.ui-dir", str(ui_dir))
+        try:
+            print(json.dumps({"url": server.query, "seed": seed(server.otlp_http)}), flush=True)
+            sys.stdin.read()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,10 +14,11 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { BASE, launch, SEED } from './browser.mjs';
 
-const SERVER_RUNS = 2;
-const MEMORY_RUNS = 3;
+// Runs per way of opening; TRACEMESH_UI_RUNS asks for more (for bench/RESULTS.md).
+const SERVER_RUNS = Number(process.env.TRACEMESH_UI_RUNS ?? 2);
+const MEMORY_RUNS = Number(process.env.TRACEMESH_UI_RUNS ?? 3);
 const OPEN_BUDGET_MS = 1000; // the 10,000-span trace, navigation start to rows on screen
-const results = { openBudgetMs: OPEN_BUDGET_MS, machine: { cpus: os.cpus().length, loadavg: os.loadavg().map((l) => +l.toFixed(2)) }, traces: {} };
+const results = { openBudgetMs: OPEN_BUDGET_MS, serverAccelerated: process.env.TRACEMESH_NO_ACCEL !== '1', machine: { cpus: os.cpus().length, loadavg: os.loadavg().map((l) => +l.toFixed(2)) }, traces: {} };
 let browser;
 before(async () => { browser = await launch(); });
 after(async () => {

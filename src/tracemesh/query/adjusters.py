@@ -105,22 +105,23 @@ def uniquify_client_server_span_ids(spans: list[Span]) -> list[Span]:
     return spans
 
 
-def _sorted(attributes: Attributes) -> Attributes:
+def sorted_attributes(attributes: Attributes) -> Attributes:
+    """A copy sorted by key."""
     return dict(sorted(attributes.items()))
 
 
 def sort_collections(spans: list[Span]) -> list[Span]:
     for resource in {id(s.resource): s.resource for s in spans}.values():
-        resource.attributes = _sorted(resource.attributes)
+        resource.attributes = sorted_attributes(resource.attributes)
     for scope in {id(s.scope): s.scope for s in spans}.values():
-        scope.attributes = _sorted(scope.attributes)
+        scope.attributes = sorted_attributes(scope.attributes)
     for span in spans:
-        span.attributes = _sorted(span.attributes)
+        span.attributes = sorted_attributes(span.attributes)
         span.events.sort(key=lambda event: event.name)
         for event in span.events:
-            event.attributes = _sorted(event.attributes)
+            event.attributes = sorted_attributes(event.attributes)
         for link in span.links:
-            link.attributes = _sorted(link.attributes)
+            link.attributes = sorted_attributes(link.attributes)
     return spans
 
 
@@ -160,7 +161,7 @@ def _dotted_ipv4(value: object) -> str | None:
     return ".".join(str(b) for b in packed.to_bytes(4, "big"))
 
 
-def _normalize_ips(attributes: Attributes) -> None:
+def normalize_ips(attributes: Attributes) -> None:
     for key in IP_KEYS & attributes.keys():
         dotted = _dotted_ipv4(attributes[key])
         if dotted is not None:
@@ -169,9 +170,9 @@ def _normalize_ips(attributes: Attributes) -> None:
 
 def normalize_ip_attributes(spans: list[Span]) -> list[Span]:
     for resource in {id(s.resource): s.resource for s in spans}.values():
-        _normalize_ips(resource.attributes)
+        normalize_ips(resource.attributes)
     for span in spans:
-        _normalize_ips(span.attributes)
+        normalize_ips(span.attributes)
     return spans
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import unquote
 
@@ -23,10 +23,9 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.jaeger_json import dependencies_json, group_by_trace, traces_json
+from tracemesh.codecs.jaeger_json import JSON, dependencies_json, group_by_trace, traces_json
 from tracemesh.codecs.otlp_json import spans_from_json
 from tracemesh.model.ids import InvalidIDError, trace_id_to_hex
-from tracemesh.model.span import Span
 from tracemesh.query import api_v3
 from tracemesh.query.params import (
     ParamError,
@@ -71,14 +70,12 @@ def envelope(request: Request, data: object, total: int = 0, errors: object = No
     return Response(content, media_type="application/json")
 
 
-async def traces_envelope(
-    request: Request, traces: Iterable[Sequence[Span]], errors: object = None
+async def rendered_envelope(
+    request: Request, traces: list[JSON], errors: object = None
 ) -> Response:
-    """Traces as Jaeger JSON, rendered in a worker thread: a search result can be tens of MB, and
-    the event loop must keep serving meanwhile."""
-    return await anyio.to_thread.run_sync(
-        lambda: envelope(request, traces_json(traces), errors=errors)
-    )
+    """Rendered traces, serialized in a worker thread: a search result can be tens of MB (a
+    40,000-span trace is 16), and the event loop must keep serving meanwhile."""
+    return await anyio.to_thread.run_sync(lambda: envelope(request, traces, errors=errors))
 
 
 def instrument(metrics: Metrics, name: str, handler: Handler, render: ErrorRenderer) -> Handler:
@@ -128,27 +125,28 @@ class _JaegerAPI:
     async def search(self, request: Request) -> Response:
         search = parse_search(request.query_params, time.time_ns())
         if not search.trace_ids:
-            traces = await self.service.find_traces(search.query, search.raw)
-            return await traces_envelope(request, traces)
-        found = await self.service.get_traces(
-            search.trace_ids, search.raw, start_ns=search.start_ns, end_ns=search.end_ns
-        )
-        missing = [
-            {"msg": TRACE_NOT_FOUND, "traceID": trace_id_to_hex(trace_id)}
-            for trace_id, spans in found
-            if spans is None
-        ]
-        traces = [spans for _, spans in found if spans]
-        return await traces_envelope(request, traces, errors=missing or None)
+            found = await self.service.find_traces_json(search.query, search.raw)
+            return await rendered_envelope(request, found)
+        rendered: list[JSON] = []
+        missing = []
+        for trace_id in dict.fromkeys(search.trace_ids):
+            trace = await self.service.get_trace_json(
+                trace_id, search.raw, start_ns=search.start_ns, end_ns=search.end_ns
+            )
+            if trace is None:
+                missing.append({"msg": TRACE_NOT_FOUND, "traceID": trace_id_to_hex(trace_id)})
+            else:
+                rendered.append(trace)
+        return await rendered_envelope(request, rendered, errors=missing or None)
 
     async def trace(self, request: Request) -> Response:
         trace_id = parse_path_trace_id(request.path_params["traceID"])
         start, end = parse_trace_window(request.query_params)
         raw = parse_raw(request.query_params, "raw")
-        spans = await self.service.get_trace(trace_id, raw, start_ns=start, end_ns=end)
-        if spans is None:
+        trace = await self.service.get_trace_json(trace_id, raw, start_ns=start, end_ns=end)
+        if trace is None:
             return envelope_error(404, TRACE_NOT_FOUND)
-        return await traces_envelope(request, [spans])
+        return await rendered_envelope(request, [trace])
 
     async def dependencies(self, request: Request) -> Response:
         end, lookback, service = parse_dependencies(request.query_params, time.time_ns())

@@ -4,8 +4,9 @@ import type { DependencyLink, Envelope, Operation, Trace } from '../model/jaeger
 
 export class ApiFailure extends Error {}
 
-async function call<T>(path: string, init?: RequestInit): Promise<{ data: T; errors: Envelope<T>['errors'] }> {
-  const response = await fetch(path, init);
+/** `answer`: the response to `path` when it was already asked for (index.html's prefetch). */
+async function call<T>(path: string, init?: RequestInit, answer?: Promise<Response>): Promise<{ data: T; errors: Envelope<T>['errors'] }> {
+  const response = await (answer ?? fetch(path, init));
   let body: Envelope<T>;
   try {
     body = (await response.json()) as Envelope<T>;
@@ -65,8 +66,8 @@ export async function searchTraces(params: SearchParams): Promise<{ traces: Trac
   return { traces: data, missing };
 }
 
-export async function trace(id: string): Promise<Trace> {
-  const { data } = await call<Trace[]>(`api/traces/${encodeURIComponent(id)}`);
+export async function trace(id: string, answer?: Promise<Response>): Promise<Trace> {
+  const { data } = await call<Trace[]>(`api/traces/${encodeURIComponent(id)}`, undefined, answer);
   if (!data.length) throw new ApiFailure(`trace ${id} not found`);
   return data[0];
 }

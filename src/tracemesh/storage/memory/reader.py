@@ -44,7 +44,32 @@ class MemoryReader:
             return []
         return await _decode(_resolve(self._store, entry), {})
 
+    async def get_trace_otlp(
+        self, trace_id: bytes, start_ns: int | None = None, end_ns: int | None = None
+    ) -> list[tuple[bytes, Resource, Scope]]:
+        """`get_trace` without the decoding: each span's stored OTLP bytes with its resource and
+        scope, which are the store's own (the caller reads them, never changes them). The query
+        service's fast path (`query.trace_json`) renders these straight to JSON."""
+        if len(trace_id) == SPAN_ID_SIZE:
+            trace_id = ZERO_SPAN_ID + trace_id
+        entry = self._store.traces.get(trace_id)
+        if entry is None:
+            return []
+        resolved = _resolve(self._store, entry)
+        return [(raw, origin.resource, origin.scope) for raw, origin in resolved]
+
     async def find_traces(self, query: TraceQuery) -> list[list[Span]]:
+        copies: dict[Origin, tuple[Resource, Scope]] = {}
+        return [await _decode(spans, copies) for spans in await self._find(query)]
+
+    async def find_traces_otlp(
+        self, query: TraceQuery
+    ) -> list[list[tuple[bytes, Resource, Scope]]]:
+        """`find_traces` without the decoding, as `get_trace_otlp` gives one trace."""
+        found = await self._find(query)
+        return [[(raw, origin.resource, origin.scope) for raw, origin in spans] for spans in found]
+
+    async def _find(self, query: TraceQuery) -> list[list[ResolvedSpan]]:
         if query.limit <= 0:
             return []
         search = TraceFilter(query)
@@ -60,8 +85,7 @@ class MemoryReader:
             before -= TRACES_PER_PAUSE
             await asyncio.sleep(0)  # traces that arrive meanwhile are not visited
         found.sort(key=lambda item: item[0], reverse=True)  # stable: ties stay newest-arrival first
-        copies: dict[Origin, tuple[Resource, Scope]] = {}
-        return [await _decode(spans, copies) for _, spans in found]
+        return [spans for _, spans in found]
 
     async def get_services(self) -> list[str]:
         return sorted(self._store.operations)

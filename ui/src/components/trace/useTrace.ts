@@ -17,15 +17,25 @@ export const MARKS = ['trace-fetched', 'trace-built', 'trace-rendered'] as const
 
 const early = new Map<string, Promise<Trace>>();
 
+declare global {
+  interface Window {
+    /** The trace index.html asked for before this code loaded, when the page opened on one. */
+    __tracemeshPrefetch?: { id: string; response: Promise<Response> };
+  }
+}
+
 /** When the app opens on `/trace/<id>`, ask for the trace at once: the request (the slow part for
- * a huge trace) then runs while the bundle finishes loading and React renders for the first time. */
+ * a huge trace) then runs while the bundle finishes loading and React renders for the first time.
+ * index.html has usually asked already, before the bundle even started to load: take its answer. */
 export function prefetchTraceOfLocation(): void {
   const base = new URL(document.baseURI).pathname.replace(/\/$/, '');
   const path = location.pathname.startsWith(base) ? location.pathname.slice(base.length) : location.pathname;
   const match = /^\/trace\/([^/]+)\/?$/.exec(path);
   if (!match) return;
   const id = decodeURIComponent(match[1]);
-  const request = fetchTrace(id);
+  const asked = window.__tracemeshPrefetch;
+  window.__tracemeshPrefetch = undefined;
+  const request = fetchTrace(id, asked?.id === id ? asked.response : undefined);
   request.catch(() => undefined); // reported when the page takes it
   early.set(id, request);
 }
