@@ -145,9 +145,14 @@ class Process:
         sink: BatchSink | None = None
         if COLLECTOR in self.roles:
             assert self.storage is not None
+            # Storage that is the durable hand-off (Kafka) acknowledges clients itself: they
+            # wait for the write, so the pipeline neither lingers nor retries for long.
+            confirm = getattr(self.storage, "confirms_writes", False)
             self.pipeline = Pipeline(
                 self.storage.writer(), self.metrics, storage_name=self.storage.name,
                 queue_spans=cfg.queue_max_spans, batch_spans=cfg.queue_batch_spans,
+                confirm=confirm, flush_interval=0.002 if confirm else 0.05,
+                retry_attempts=2 if confirm else 8,
             )  # fmt: skip
             await self.pipeline.start()
             sink = self.pipeline

@@ -51,7 +51,8 @@ class WriteOnlyReader:
 class KafkaStorage:
     name = "kafka"
     capabilities = CAPABILITIES
-    readable = False
+    # A client's batch is acknowledged only once Kafka acknowledged it (the pipeline's confirm).
+    confirms_writes = True
 
     def __init__(self, config: KafkaProducerConfig | None = None) -> None:
         self.config = config or KafkaProducerConfig()
