@@ -108,6 +108,8 @@ def _request_bytes(groups: Sequence[ResourceGroup]) -> bytes:
 
 def decode(value: bytes, encoding: str) -> DecodedBatch:
     """The spans of one message; `DecodeError` when the message is not of `encoding`."""
+    if not value:
+        raise DecodeError("empty message: no spans")
     if encoding == PROTOBUF:
         span = pb.Span()
         try:
