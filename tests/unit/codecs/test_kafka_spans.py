@@ -1,9 +1,10 @@
 """Kafka messages: Jaeger's one-span-per-message forms and OTLP's per-trace requests, keyed by
-trace id, decode back to what was encoded; anything else is a DecodeError (poison), never a crash."""
+trace id, decode back to what was encoded; anything else is a DecodeError (poison), not a crash."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import orjson
 import pytest
@@ -124,10 +125,8 @@ json_docs = st.recursive(
 
 @given(json_docs, st.sampled_from(("json", "otlp_json")))
 def test_hostile_json_decodes_or_raises_decode_error(doc: object, encoding: str) -> None:
-    try:
+    with contextlib.suppress(DecodeError):
         decode(orjson.dumps(doc), encoding)
-    except DecodeError:
-        pass
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
