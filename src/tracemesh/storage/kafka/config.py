@@ -56,4 +56,6 @@ def common_config(brokers: str) -> dict[str, Any]:
         "client.id": "tracemesh",
         "logger": logging.getLogger("tracemesh.kafka.client"),
         "log_level": 4,  # warnings and worse: a refused connection while a broker restarts
+        # Reconnect within a second or two of a broker coming back (librdkafka backs off to 10 s).
+        "reconnect.backoff.max.ms": 1000,
     }
