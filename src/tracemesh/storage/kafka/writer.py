@@ -167,5 +167,6 @@ class KafkaWriter:
             with self._lock:
                 old, self._producer = self._producer, self._new_producer()
                 self._fatal = None
-            old.purge()
+            old.purge()  # its messages fail with _PURGE_QUEUE: their writes raise and are retried
+            old.poll(0)  # serve those callbacks: nothing else polls the old producer now
         return self._producer
