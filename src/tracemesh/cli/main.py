@@ -34,6 +34,13 @@ COMMANDS = {
         "the Jaeger query API and UI over storage",
         "Serve the Jaeger HTTP API, api_v3 and the UI from storage written by a collector.",
     ),
+    "ingester": (
+        "Kafka topic -> storage (the streaming deployment)",
+        "Consume spans a `collector --storage kafka` wrote (--kafka.consumer.*) in a consumer "
+        "group and write them to storage, committing offsets only once stored. Several "
+        "ingesters in one group split the topic's partitions. With memory storage the "
+        "ingester also serves the query API and UI over what it stored.",
+    ),
     "agent": (
         "UDP Jaeger/Zipkin Thrift -> a collector over OTLP/gRPC; sampling on 5778",
         "Take spans from jaeger-client libraries over UDP (6831 compact, 6832 binary, 5775 "
@@ -131,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _install_event_loop()
         asyncio.run(run(config, args.command))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # a busy port, an unreachable broker, a bad setting
         logging.getLogger("tracemesh").error("%s", exc)
         return 1
     return 0

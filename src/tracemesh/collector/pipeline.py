@@ -4,6 +4,9 @@ The queue is measured in spans, not requests, so its bound is a memory bound. Wh
 would exceed it, `submit` refuses at once with `QueueFullError` and the receiver tells the client
 to retry later (HTTP 503, gRPC UNAVAILABLE): a span is either refused or acknowledged, and every
 acknowledged span is written or, only after bounded retries fail, counted and logged as lost.
+With `confirm=True` (storage that is itself the durable hand-off, such as Kafka) `submit` also
+returns a future that resolves once the batch is written, or fails with `StorageError`: receivers
+await it and acknowledge the client only then.
 All methods must be called from the event loop the pipeline was started in.
 """
 
@@ -55,6 +58,7 @@ class Pipeline:
         retry_attempts: int = 8,
         retry_backoff: float = 0.1,
         retry_backoff_max: float = 5.0,
+        confirm: bool = False,
     ) -> None:
         if queue_spans < 1 or batch_spans < 1:
             raise ValueError("queue_spans and batch_spans must be positive")
@@ -74,6 +78,8 @@ class Pipeline:
         self._finished = 0  # batches written or given up, in FIFO order
         self._inflight = 0  # spans taken off the queue and being written
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._confirm = confirm
+        self._confirm_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._tasks = TaskOwner()
         self._consumer: asyncio.Task[None] | None = None
@@ -91,8 +97,9 @@ class Pipeline:
 
     # ---- receiver side -------------------------------------------------------------------------
 
-    def submit(self, batch: SpanBatch, receiver: str, fmt: str) -> None:
-        """Enqueue `batch` (the pipeline owns it from now on) or raise without blocking.
+    def submit(self, batch: SpanBatch, receiver: str, fmt: str) -> asyncio.Future[None] | None:
+        """Enqueue `batch` (the pipeline owns it from now on) or raise without blocking. With
+        `confirm`, the returned future tells when the batch is written (see the module doc).
 
         A batch larger than the whole queue is admitted into an empty queue, so that no request
         is refused forever; otherwise the bound is strict.
@@ -101,7 +108,7 @@ class Pipeline:
             raise PipelineClosedError("the pipeline is not running")
         count = batch.span_count
         if count == 0:
-            return
+            return None
         queued = self._queued
         if queued + count > self._queue_spans and queued:
             self._counter(self._dropped, self._metrics.spans_dropped, receiver, fmt).inc(count)
@@ -116,6 +123,12 @@ class Pipeline:
         # Wake the consumer only when it has something new to do: start lingering, or write now.
         if (queued == 0 or self._queued >= self._batch_spans) and self._wakeup is not None:
             self._wakeup.set()
+        if not self._confirm:
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)  # a UDP receiver never awaits it
+        self._confirm_waiters.append((self._submitted, future))
+        return future
 
     @property
     def queued_spans(self) -> int:
@@ -173,6 +186,7 @@ class Pipeline:
         finally:
             self._finished = self._submitted
             self._release_flush_waiters()
+            self._release_confirmed(StorageError("the collector stopped before writing"))
 
     # ---- consumer ------------------------------------------------------------------------------
 
@@ -189,10 +203,11 @@ class Pipeline:
             await self._linger(wakeup)
             batch, batches = self._take()
             self._inflight = batch.span_count
-            await self._write(batch)
+            error = await self._write(batch)
             self._inflight = 0
             self._finished += batches
             self._release_flush_waiters()
+            self._release_confirmed(error)
 
     async def _linger(self, wakeup: asyncio.Event) -> None:
         """Wait up to flush_interval for a full batch, so storage gets fewer, larger writes."""
@@ -223,7 +238,8 @@ class Pipeline:
         self._metrics.queue_length.set(self._queued)
         return first, batches
 
-    async def _write(self, batch: SpanBatch) -> None:
+    async def _write(self, batch: SpanBatch) -> StorageError | None:
+        """None once written; else the error, after the spans were given up."""
         count = batch.span_count
         delay = self._retry_backoff
         for attempt in range(1, self._retry_attempts + 1):
@@ -234,7 +250,7 @@ class Pipeline:
                 self._write_failures.inc()
                 if attempt == self._retry_attempts:
                     self._lose(count, f"storage failed {attempt} times, last: {exc!r}")
-                    return
+                    return exc
                 log.warning(
                     "writing %d spans to %s failed (attempt %d of %d), retrying in %.2fs: %r",
                     count, self._storage_name, attempt, self._retry_attempts, delay, exc,
@@ -247,15 +263,20 @@ class Pipeline:
                 self._write_failures.inc()
                 log.exception("writer %s raised unexpectedly", self._storage_name)
                 self._lose(count, "writer raised an unexpected exception")
-                return
+                return StorageError("the storage writer failed unexpectedly")
             else:
                 self._failing = False
                 self._written.inc(count)
-                return
+                return None
+        return None  # unreachable: the last attempt returns
 
     # ---- helpers -------------------------------------------------------------------------------
 
     def _lose(self, count: int, why: str) -> None:
+        if self._confirm:  # the clients hear of it and resend: refused, not lost
+            log.error("%d spans not written to %s, their clients are told to retry: %s",
+                      count, self._storage_name, why)  # fmt: skip
+            return
         self.spans_lost += count
         self._metrics.spans_lost.labels(self._storage_name).inc(count)
         log.error(
@@ -280,6 +301,17 @@ class Pipeline:
                 pending.append((target, future))
         self._flush_waiters = pending
 
+    def _release_confirmed(self, error: StorageError | None) -> None:
+        waiters, done = self._confirm_waiters, self._finished
+        while waiters and waiters[0][0] <= done:
+            future = waiters.popleft()[1]
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
     @staticmethod
     def _counter(
         cache: dict[tuple[str, str], Counter], family: Counter, receiver: str, fmt: str
@@ -288,3 +320,9 @@ class Pipeline:
         if child is None:
             child = cache[(receiver, fmt)] = family.labels(receiver, fmt)
         return child
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a failure seen, so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()

@@ -40,6 +40,17 @@ class Config:
     query_ui_dir: str = ""
     shutdown_timeout: float = 10.0
     log_level: str = "info"
+    # Kafka: the collector's producer (--storage kafka) and the ingester's consumer.
+    kafka_producer_brokers: str = "127.0.0.1:9092"
+    kafka_producer_topic: str = "jaeger-spans"
+    kafka_producer_encoding: str = "protobuf"
+    kafka_producer_compression: str = "lz4"
+    kafka_producer_timeout: float = 30.0
+    kafka_consumer_brokers: str = "127.0.0.1:9092"
+    kafka_consumer_topic: str = "jaeger-spans"
+    kafka_consumer_group_id: str = "jaeger-ingester"
+    kafka_consumer_encoding: str = "protobuf"
+    ingester_batch_messages: int = 2_000
 
 
 # flag -> (field, help). The variable is TRACEMESH_ + the flag upper-cased, `.`/`-` -> `_`.
@@ -59,7 +70,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "admin_http_port",
         "admin port: /health and /metrics (-1: 14269, agent 14271, query 16687)",
     ),
-    "--storage": ("storage", "span storage backend: memory"),
+    "--storage": ("storage", "span storage backend: memory, or kafka (collector: to a topic)"),
     "--memory.max-traces": ("memory_max_traces", "traces memory storage keeps; oldest evicted"),
     "--queue.max-spans": ("queue_max_spans", "spans the pipeline queue holds before refusing"),
     "--queue.batch-spans": ("queue_batch_spans", "spans written to storage in one batch at most"),
@@ -82,9 +93,37 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--query.ui-dir": ("query_ui_dir", "directory of UI files to serve (default: the built-in UI)"),
     "--shutdown-timeout": ("shutdown_timeout", "seconds to flush queued spans on shutdown"),
     "--log-level": ("log_level", "debug, info, warning or error"),
+    "--kafka.producer.brokers": ("kafka_producer_brokers", "Kafka brokers, host:port,..."),
+    "--kafka.producer.topic": ("kafka_producer_topic", "topic the collector writes spans to"),
+    "--kafka.producer.encoding": (
+        "kafka_producer_encoding",
+        "protobuf or json (a Jaeger api_v2 Span per message), otlp_proto or otlp_json",
+    ),
+    "--kafka.producer.compression": (
+        "kafka_producer_compression",
+        "none, gzip, snappy, lz4 or zstd",
+    ),
+    "--kafka.producer.timeout": (
+        "kafka_producer_timeout",
+        "seconds a span may wait for the brokers' acknowledgement before the write fails",
+    ),
+    "--kafka.consumer.brokers": ("kafka_consumer_brokers", "Kafka brokers the ingester reads"),
+    "--kafka.consumer.topic": ("kafka_consumer_topic", "topic the ingester reads spans from"),
+    "--kafka.consumer.group-id": (
+        "kafka_consumer_group_id",
+        "consumer group: ingesters in one group split the partitions",
+    ),
+    "--kafka.consumer.encoding": (
+        "kafka_consumer_encoding",
+        "encoding of the topic's messages (as --kafka.producer.encoding)",
+    ),
+    "--ingester.batch-messages": (
+        "ingester_batch_messages",
+        "messages the ingester stores and commits in one step, at most",
+    ),
 }
 
-STORAGE_CHOICES = ("memory",)
+STORAGE_CHOICES = ("memory", "kafka")
 
 
 def env_name(flag: str) -> str:

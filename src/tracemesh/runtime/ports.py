@@ -16,6 +16,7 @@ QUERY_HTTP = 16686
 ADMIN_HTTP = 14269
 AGENT_ADMIN_HTTP = 14271
 QUERY_ADMIN_HTTP = 16687
+INGESTER_ADMIN_HTTP = 14270
 SIDECAR_OUTBOUND = 15001  # Istio's outbound capture port
 SIDECAR_INBOUND = 15006  # Istio's inbound capture port
 SIDECAR_ADMIN = 15020  # Istio's merged metrics and health port

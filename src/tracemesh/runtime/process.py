@@ -2,8 +2,11 @@
 
 Roles are named parts of one program. `collector` runs every receiver into the pipeline and
 storage; `query` serves the Jaeger APIs and UI; `agent` takes UDP spans and forwards them to a
-collector; `sampling` serves strategies on the agent's port. `all-in-one` is collector, query and
-sampling in one process, with the UDP receivers feeding the pipeline directly.
+collector; `sampling` serves strategies on the agent's port; `ingester` reads spans a collector
+wrote to Kafka (`--storage kafka`) into its own storage (and serves queries over it when that
+storage is not shared with a separate `query` process, as memory storage is not). `all-in-one`
+is collector, query and sampling in one process, with the UDP receivers feeding the pipeline
+directly.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from tracemesh.collector.receivers.jaeger_grpc import JaegerGrpcReceiver
 from tracemesh.collector.receivers.jaeger_udp import UdpReceiver
 from tracemesh.collector.receivers.otlp_grpc import OtlpGrpcReceiver
 from tracemesh.collector.sink import BatchSink
+from tracemesh.ingester.config import IngesterConfig
+from tracemesh.ingester.consumer import Ingester
 from tracemesh.query import http_api
 from tracemesh.query.service import QueryService
 from tracemesh.runtime import admin, ports
@@ -36,25 +41,53 @@ from tracemesh.runtime.tasks import TaskOwner
 from tracemesh.sampling import http as sampling_http
 from tracemesh.sampling.strategies import StrategyStore
 from tracemesh.storage.api import Storage
+from tracemesh.storage.kafka.config import KafkaProducerConfig
+from tracemesh.storage.kafka.factory import KafkaStorage
 from tracemesh.storage.memory.config import MemoryConfig
 from tracemesh.storage.memory.factory import MemoryStorage
 
 log = logging.getLogger("tracemesh")
 
 COLLECTOR, QUERY, AGENT, SAMPLING = "collector", "query", "agent", "sampling"
+INGESTER = "ingester"
 ROLES: dict[str, tuple[str, ...]] = {
     "all-in-one": (COLLECTOR, QUERY, SAMPLING),
     "collector": (COLLECTOR,),
     "query": (QUERY,),
     "agent": (AGENT, SAMPLING),
+    "ingester": (INGESTER,),
 }
-ADMIN_PORT = {"agent": ports.AGENT_ADMIN_HTTP, "query": ports.QUERY_ADMIN_HTTP}
+ADMIN_PORT = {
+    "agent": ports.AGENT_ADMIN_HTTP,
+    "query": ports.QUERY_ADMIN_HTTP,
+    "ingester": ports.INGESTER_ADMIN_HTTP,
+}
 
 
 def make_storage(config: Config) -> Storage:
     if config.storage == "memory":
         return MemoryStorage(MemoryConfig(max_traces=config.memory_max_traces))
+    if config.storage == "kafka":
+        return KafkaStorage(
+            KafkaProducerConfig(
+                brokers=config.kafka_producer_brokers,
+                topic=config.kafka_producer_topic,
+                encoding=config.kafka_producer_encoding,
+                compression=config.kafka_producer_compression,
+                timeout=config.kafka_producer_timeout,
+            )
+        )
     raise ValueError(f"unknown storage {config.storage!r}")
+
+
+def ingester_config(config: Config) -> IngesterConfig:
+    return IngesterConfig(
+        brokers=config.kafka_consumer_brokers,
+        topic=config.kafka_consumer_topic,
+        group_id=config.kafka_consumer_group_id,
+        encoding=config.kafka_consumer_encoding,
+        batch_messages=config.ingester_batch_messages,
+    )
 
 
 @dataclass
@@ -68,8 +101,18 @@ class Process:
     def __post_init__(self) -> None:
         self.roles = ROLES[self.command]
         self.storage: Storage | None = None
-        if COLLECTOR in self.roles or QUERY in self.roles:
+        if COLLECTOR in self.roles or QUERY in self.roles or INGESTER in self.roles:
             self.storage = make_storage(self.config)
+        if INGESTER in self.roles:
+            assert self.storage is not None
+            if not self.storage.capabilities.shared_between_processes:
+                self.roles = (*self.roles, QUERY)  # else nobody could read what it stores
+        if QUERY in self.roles and isinstance(self.storage, KafkaStorage):
+            raise ValueError(
+                "kafka storage is write-only: run `collector --storage kafka` and query "
+                "the storage of `tracemesh ingester`"
+            )
+        self.ingester: Ingester | None = None
         self.pipeline: Pipeline | None = None
         self.forwarder: Forwarder | None = None
         self.sampling: StrategyStore | None = None
@@ -102,9 +145,14 @@ class Process:
         sink: BatchSink | None = None
         if COLLECTOR in self.roles:
             assert self.storage is not None
+            # Storage that is the durable hand-off (Kafka) acknowledges clients itself: they
+            # wait for the write, so the pipeline neither lingers nor retries for long.
+            confirm = getattr(self.storage, "confirms_writes", False)
             self.pipeline = Pipeline(
                 self.storage.writer(), self.metrics, storage_name=self.storage.name,
                 queue_spans=cfg.queue_max_spans, batch_spans=cfg.queue_batch_spans,
+                confirm=confirm, flush_interval=0.002 if confirm else 0.05,
+                retry_attempts=2 if confirm else 8,
             )  # fmt: skip
             await self.pipeline.start()
             sink = self.pipeline
@@ -116,6 +164,11 @@ class Process:
             sink = self.forwarder
         if sink is not None:
             await self._start_udp(sink)
+        if INGESTER in self.roles:
+            assert self.storage is not None
+            self.ingester = Ingester(ingester_config(cfg), self.storage.writer(), self.metrics,
+                                     storage_name=self.storage.name)  # fmt: skip
+            await self.ingester.start()
         if SAMPLING in self.roles:
             assert self.sampling is not None
             app = sampling_http.build_app(self.sampling, self.metrics)
@@ -205,6 +258,8 @@ class Process:
             roles[COLLECTOR] = self.pipeline.healthy and not self.stopping.is_set()
         if self.forwarder is not None:
             roles[AGENT] = self.forwarder.healthy  # false while the collector cannot be reached
+        if self.ingester is not None:
+            roles[INGESTER] = self.ingester.healthy  # false while storage refuses writes
         roles.update({item.name: item.serving() for item in self.listeners})
         return roles
 
@@ -223,6 +278,8 @@ class Process:
         for item in self.listeners:
             if item.intake:
                 await item.stop()
+        if self.ingester is not None:
+            await self.ingester.stop(timeout=self.config.shutdown_timeout)
         if self.pipeline is not None:
             await self.pipeline.stop(timeout=self.config.shutdown_timeout)
         if self.forwarder is not None:

@@ -316,3 +316,41 @@ def test_stop_gives_up_after_its_timeout_and_counts_what_it_could_not_write() ->
         assert sample(metrics, "tracemesh_queue_length") == 0
 
     asyncio.run(main())
+
+
+def test_confirm_resolves_each_batch_only_once_it_is_written() -> None:
+    async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
+        writer.gate.clear()
+        first = pipeline.submit(make_batch(3), "r", "f")
+        second = pipeline.submit(make_batch(2), "r", "f")
+        assert first is not None and second is not None
+        await asyncio.sleep(0.05)
+        assert not first.done() and not second.done()  # storage has not taken them yet
+        writer.gate.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 2)
+        assert len(writer.ids) == 5
+
+    run(test, confirm=True, flush_interval=0.001)
+
+
+def test_confirm_fails_the_waiting_clients_instead_of_counting_spans_lost() -> None:
+    async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
+        writer.fail_next = 2
+        failed = pipeline.submit(make_batch(4), "r", "f")
+        assert failed is not None
+        with pytest.raises(StorageError):
+            await asyncio.wait_for(failed, 2)
+        assert pipeline.spans_lost == 0  # refused to the client, who resends: not lost
+        written = pipeline.submit(make_batch(1), "r", "f")
+        assert written is not None
+        await asyncio.wait_for(written, 2)
+        assert len(writer.ids) == 1
+
+    run(test, confirm=True, retry_attempts=2, retry_backoff=0.001)
+
+
+def test_without_confirm_submit_returns_nothing_to_wait_for() -> None:
+    async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
+        assert pipeline.submit(make_batch(1), "r", "f") is None
+
+    run(test)

@@ -30,6 +30,7 @@ from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
 from tracemesh.collector.sink import BatchSink
 from tracemesh.model.batch import SpanBatch
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.storage.api import StorageError
 
 log = logging.getLogger("tracemesh.receivers.jaeger_grpc")
 
@@ -109,9 +110,14 @@ class JaegerGrpcReceiver:
             self._rejected.inc(decoded.rejected)
             log.debug("rejected %d Jaeger spans: %s", decoded.rejected, decoded.error)
         try:
-            self._sink.submit(batch, RECEIVER, FORMAT)
+            written = self._sink.submit(batch, RECEIVER, FORMAT)
+            if written is not None:
+                await written
         except (QueueFullError, PipelineClosedError) as exc:
             self._failed("queue_full" if isinstance(exc, QueueFullError) else "shutting_down")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
+        except StorageError as exc:  # the storage that acknowledges (Kafka) did not
+            self._failed("storage_unavailable")
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
         return _EMPTY_RESPONSE
 

@@ -39,6 +39,7 @@ from tracemesh.collector.receivers.otlp_http import (
 )
 from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.storage.api import StorageError
 
 log = logging.getLogger("tracemesh.receivers.jaeger_http")
 
@@ -102,7 +103,7 @@ class JaegerHttpReceiver:
                 decoded = await asyncio.to_thread(self._unpack, body, wbits)
             else:
                 decoded = self._unpack(body, wbits)
-            self._submit(decoded)
+            await self._submit(decoded)
         except Refused as refused:
             self._metrics.requests_failed.labels(RECEIVER, fmt, refused.reason).inc()
             log.debug("refused with %d: %s", refused.status, refused.message)
@@ -121,13 +122,17 @@ class JaegerHttpReceiver:
         except DecodeError as exc:
             raise Refused(400, "malformed", f"Unable to process request body: {exc}") from None
 
-    def _submit(self, decoded: DecodedBatch) -> None:
+    async def _submit(self, decoded: DecodedBatch) -> None:
         try:
-            self._sink.submit(decoded.batch, RECEIVER, FORMAT)
+            written = self._sink.submit(decoded.batch, RECEIVER, FORMAT)
+            if written is not None:
+                await written
         except QueueFullError as exc:
             raise Refused(503, "queue_full", str(exc)) from None
         except PipelineClosedError as exc:
             raise Refused(503, "shutting_down", str(exc)) from None
+        except StorageError as exc:  # the storage that acknowledges (Kafka) did not
+            raise Refused(503, "storage_unavailable", str(exc)) from None
         # Counted only once accepted: a refused request comes back and would count twice.
         if decoded.rejected:
             self._rejected.inc(decoded.rejected)

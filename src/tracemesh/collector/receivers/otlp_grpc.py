@@ -26,6 +26,7 @@ from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFul
 from tracemesh.collector.receivers.grpc_server import start_grpc_server
 from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.storage.api import StorageError
 
 log = logging.getLogger("tracemesh.receivers.otlp_grpc")
 
@@ -97,12 +98,17 @@ class OtlpGrpcReceiver:
             self._failed("malformed")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))  # raises
         try:
-            self._pipeline.submit(decoded.batch, RECEIVER, FORMAT)
+            written = self._pipeline.submit(decoded.batch, RECEIVER, FORMAT)
+            if written is not None:
+                await written
         except QueueFullError as exc:
             self._failed("queue_full")
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
         except PipelineClosedError as exc:
             self._failed("shutting_down")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
+        except StorageError as exc:  # the storage that acknowledges (Kafka) did not
+            self._failed("storage_unavailable")
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
         if not decoded.rejected:
             return _EMPTY_RESPONSE

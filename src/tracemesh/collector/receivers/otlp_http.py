@@ -31,6 +31,7 @@ from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, parse_
 from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.storage.api import StorageError
 
 log = logging.getLogger("tracemesh.receivers.otlp_http")
 
@@ -122,7 +123,7 @@ class OtlpHttpApp:
                 decoded = await asyncio.to_thread(self._unpack, body, wbits, fmt)
             else:
                 decoded = self._unpack(body, wbits, fmt)
-            self._submit(decoded, fmt)
+            await self._submit(decoded, fmt)
         except Refused as refused:
             refused.ctype = ctype
             raise
@@ -161,13 +162,17 @@ class OtlpHttpApp:
         except DecodeError as exc:
             raise Refused(400, "malformed", str(exc)) from None
 
-    def _submit(self, decoded: DecodedBatch, fmt: str) -> None:
+    async def _submit(self, decoded: DecodedBatch, fmt: str) -> None:
         try:
-            self._pipeline.submit(decoded.batch, RECEIVER, fmt)
+            written = self._pipeline.submit(decoded.batch, RECEIVER, fmt)
+            if written is not None:
+                await written
         except QueueFullError as exc:
             raise Refused(503, "queue_full", str(exc)) from None
         except PipelineClosedError as exc:
             raise Refused(503, "shutting_down", str(exc)) from None
+        except StorageError as exc:  # the storage that acknowledges (Kafka) did not
+            raise Refused(503, "storage_unavailable", str(exc)) from None
         # Counted only once accepted: a refused request comes back and would count twice.
         if decoded.rejected:
             self._rejected[fmt].inc(decoded.rejected)

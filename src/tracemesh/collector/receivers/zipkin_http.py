@@ -39,6 +39,7 @@ from tracemesh.collector.receivers.otlp_http import (
 from tracemesh.collector.sink import BatchSink
 from tracemesh.model.batch import SpanBatch
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.storage.api import StorageError
 
 log = logging.getLogger("tracemesh.receivers.zipkin")
 
@@ -109,7 +110,7 @@ class ZipkinHttpReceiver:
                 batch = await asyncio.to_thread(self._unpack, body, wbits, fmt)
             else:
                 batch = self._unpack(body, wbits, fmt)
-            self._submit(batch, fmt)
+            await self._submit(batch, fmt)
         except Refused as refused:
             self._metrics.requests_failed.labels(RECEIVER, fmt, refused.reason).inc()
             log.debug("refused with %d: %s", refused.status, refused.message)
@@ -128,13 +129,17 @@ class ZipkinHttpReceiver:
         except DecodeError as exc:
             raise Refused(400, "malformed", f"invalid Zipkin {fmt} body: {exc}") from None
 
-    def _submit(self, batch: SpanBatch, fmt: str) -> None:
+    async def _submit(self, batch: SpanBatch, fmt: str) -> None:
         try:
-            self._sink.submit(batch, RECEIVER, fmt)
+            written = self._sink.submit(batch, RECEIVER, fmt)
+            if written is not None:
+                await written
         except QueueFullError as exc:
             raise Refused(503, "queue_full", str(exc)) from None
         except PipelineClosedError as exc:
             raise Refused(503, "shutting_down", str(exc)) from None
+        except StorageError as exc:  # the storage that acknowledges (Kafka) did not
+            raise Refused(503, "storage_unavailable", str(exc)) from None
 
 
 def _refusal(refused: Refused) -> Response:

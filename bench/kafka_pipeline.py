@@ -1,0 +1,166 @@
+"""Streaming deployment benchmark: OTLP client -> collector -> Kafka -> ingester(s) -> memory store.
+
+A real Kafka broker (KRaft, tests/servers/kafka.py) and real `tracemesh collector --storage kafka`
+and `tracemesh ingester` processes on loopback. Requests are bench/ingest.py's: 1000 spans each
+(100 traces x 10 spans, 10 attributes and 1 event a span), sent over OTLP/gRPC by 4 threads.
+Each run uses a fresh topic with 4 partitions and reports:
+  produce    spans/s the collector got acknowledged by Kafka (client wall time: every request
+             is answered only after Kafka's acknowledgement)
+  e2e        spans/s from the first request sent to the last span stored by the ingester(s),
+             with ingesters running while the load is sent
+  drain      spans/s a fresh consumer group of the same size reads the full topic into a
+             fresh memory store (ingest alone, no producer competing for CPU)
+  cpu/span   CPU time of the collector and of the ingesters per span (µs), from psutil
+Run for 1 and 2 ingesters; medians of --runs. Usage:
+  python bench/kafka_pipeline.py [--spans 100000] [--runs 3] [--encoding protobuf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from tests.e2e.server import Server, start  # noqa: E402
+from tests.servers.kafka import KafkaBroker  # noqa: E402
+
+from ingest import EXPORT, make_request  # noqa: E402
+
+PARTITIONS = 4
+SENDERS = 4
+
+
+def metric(srv: Server, name: str) -> float:
+    total = 0.0
+    for line in httpx.get(srv.admin + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def cpu(srv: Server) -> float:
+    times = psutil.Process(srv.proc.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def ingesters(tmp: Path, broker: KafkaBroker, topic: str, group: str, count: int,
+              encoding: str) -> list[Server]:  # fmt: skip
+    out = []
+    for i in range(count):
+        folder = tmp / f"{group}-{i}"
+        folder.mkdir()
+        out.append(start(folder, "--kafka.consumer.brokers", broker.bootstrap,
+                         "--kafka.consumer.topic", topic, "--kafka.consumer.group-id", group,
+                         "--kafka.consumer.encoding", encoding, "--memory.max-traces", "0",
+                         command="ingester"))  # fmt: skip
+    return out
+
+
+def wait_ingested(servers: list[Server], spans: int, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while sum(metric(s, "tracemesh_ingester_spans_total") for s in servers) < spans:
+        if time.monotonic() > deadline:
+            raise RuntimeError("ingesters did not store every span in time")
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def send(address: str, payloads: list[bytes]) -> None:
+    """`SENDERS` threads, each with its own channel, share the payloads."""
+
+    def worker(part: list[bytes]) -> None:
+        with grpc.insecure_channel(address) as channel:
+            export = channel.unary_unary(EXPORT)
+            for body in part:
+                export(body, timeout=60)
+
+    threads = [threading.Thread(target=worker, args=(payloads[i::SENDERS],))
+               for i in range(SENDERS)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def run_once(tmp: Path, broker: KafkaBroker, run: int, count: int, payloads: list[bytes],
+             encoding: str) -> dict[str, float]:  # fmt: skip
+    spans = 1000 * len(payloads)
+    topic = f"bench-{count}-{run}"
+    broker.create_topic(topic, PARTITIONS)
+    folder = tmp / f"collector-{topic}"
+    folder.mkdir()
+    coll = start(folder, "--storage", "kafka", "--kafka.producer.brokers", broker.bootstrap,
+                 "--kafka.producer.topic", topic, "--kafka.producer.encoding", encoding,
+                 command="collector")  # fmt: skip
+    live = ingesters(tmp, broker, topic, f"live-{topic}", count, encoding)
+    try:
+        time.sleep(2)  # the group settles before the clock starts
+        c0, i0 = cpu(coll), sum(cpu(s) for s in live)
+        t0 = time.monotonic()
+        send(coll.otlp_grpc, payloads)
+        produced = time.monotonic()
+        stored = wait_ingested(live, spans)
+        c1, i1 = cpu(coll), sum(cpu(s) for s in live)
+    finally:
+        coll.stop()
+        for srv in live:
+            srv.stop()
+    drainers = ingesters(tmp, broker, topic, f"drain-{topic}", count, encoding)
+    try:
+        d0 = time.monotonic()  # includes joining the group: a few hundred ms
+        drained = wait_ingested(drainers, spans) - d0
+    finally:
+        for srv in drainers:
+            srv.stop()
+    return {
+        "produce": spans / (produced - t0),
+        "e2e": spans / (stored - t0),
+        "drain": spans / drained,
+        "collector_cpu_us": (c1 - c0) / spans * 1e6,
+        "ingester_cpu_us": (i1 - i0) / spans * 1e6,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--encoding", default="protobuf")
+    parser.add_argument("--ingesters", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    payloads = [make_request(seed)[0] for seed in range(args.spans // 1000)]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "broker").mkdir()
+        broker = KafkaBroker(tmp / "broker", partitions=PARTITIONS)
+        broker.start()
+        try:
+            print(f"{args.spans} spans a run, {args.encoding}, {PARTITIONS} partitions, "
+                  f"medians of {args.runs}")  # fmt: skip
+            for count in args.ingesters:
+                results = [run_once(tmp, broker, run, count, payloads, args.encoding)
+                           for run in range(args.runs)]  # fmt: skip
+                med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+                print(f"ingesters={count}: produce {med['produce']:,.0f} spans/s, "
+                      f"e2e {med['e2e']:,.0f} spans/s, drain {med['drain']:,.0f} spans/s, "
+                      f"cpu/span collector {med['collector_cpu_us']:.1f} µs, "
+                      f"ingesters {med['ingester_cpu_us']:.1f} µs  "
+                      f"(runs: e2e {[round(r['e2e']) for r in results]}, "
+                      f"drain {[round(r['drain']) for r in results]})", flush=True)  # fmt: skip
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Kafka storage: a write-only store that puts spans on a topic for `tracemesh ingester`."""
