@@ -38,7 +38,7 @@ def run_demo(server: Server, tmp_path: Path, name: str, *args: str) -> dict[str,
     sent: dict[str, str] = json.loads(
         next(line for line in reversed(done.stdout.splitlines()) if line.startswith("{"))
     )
-    assert all(len(t) == 32 for t in sent.values()), sent
+    assert all(len(t) == 32 for t in sent.values()), done.stdout + done.stderr
     assert "stopped" in done.stdout
     return sent
 
