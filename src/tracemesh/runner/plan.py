@@ -10,6 +10,7 @@ localhost:8080/...` works as the docs say, and fall back to a free port when tho
 from __future__ import annotations
 
 import os
+import random
 import socket
 import string
 import sys
@@ -75,28 +76,56 @@ class PlanOptions:
 
 
 class _Ports:
-    """Free loopback ports, held bound until `release` so that none is handed out twice."""
+    """Free loopback ports, held bound until `release` so that none is handed out twice.
+
+    They come from below the kernel's ephemeral range when there is room: a port is free when
+    planned but bound by its process only later, and in between any program's outgoing
+    connection or bind(0) could take an ephemeral one (an app whose port is taken by a
+    stranger would look healthy to a TCP probe)."""
 
     def __init__(self) -> None:
         self._held: list[socket.socket] = []
+        low, high = _FIXED_RANGE
+        self._candidates = list(range(low, min(high, _ephemeral_start())))
+        random.shuffle(self._candidates)
 
     def take(self, preferred: int = 0) -> int:
-        for port in (preferred, 0) if preferred > 0 else (0,):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                sock.close()
-                continue
-            self._held.append(sock)
-            return int(sock.getsockname()[1])
+        if preferred > 0 and self._bind(preferred):
+            return preferred
+        while self._candidates:
+            port = self._candidates.pop()
+            if self._bind(port):
+                return port
+        if self._bind(0):  # none left below the ephemeral range
+            return int(self._held[-1].getsockname()[1])
         raise OSError("no free loopback port")  # pragma: no cover - the kernel picks one
+
+    def _bind(self, port: int) -> bool:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            sock.close()
+            return False
+        self._held.append(sock)
+        return True
 
     def release(self) -> None:
         for sock in self._held:
             sock.close()
         self._held.clear()
+
+
+_FIXED_RANGE = (20000, 32768)
+
+
+def _ephemeral_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as file:
+            return int(file.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def instance_name(workload: Workload, replica: int) -> str:

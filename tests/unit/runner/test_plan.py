@@ -14,6 +14,7 @@ from tracemesh.runner.plan import (
     GATEWAY,
     SIDECAR,
     PlanOptions,
+    _ephemeral_start,
     declares_collector,
     make_plan,
     otel_propagators,
@@ -39,6 +40,8 @@ def test_hello_plan_processes_ports_environment(tmp_path: Path) -> None:
                      "gateway"]  # fmt: skip
     ports = [port for p in plan.processes for port in p.ports.values()]
     assert len(ports) == len(set(ports))  # no port handed out twice
+    # below the ephemeral range, where no outgoing connection takes one meanwhile
+    assert all(20000 <= port < _ephemeral_start() for port in ports)
     backend = plan.of_kind(BACKEND)[0]
     assert plan.collector == f"127.0.0.1:{backend.ports['otlp-grpc']}"
     assert plan.ui == f"http://127.0.0.1:{backend.ports['ui']}"

@@ -58,9 +58,10 @@ class Hello:
             status, body = self.instrumented(request, name)
         else:
             return Response(404, "try /sayHello/{name} or /sayHello2/{name}\n")
+        headers = {TRACE_ID_HEADER: trace_id(request.headers)}  # a failure's trace matters most
         if status != 200:
-            return Response(502, f"formatter answered {status}: {body.decode(errors='replace')}\n")
-        headers = {TRACE_ID_HEADER: trace_id(request.headers)}
+            text = f"formatter answered {status}: {body.decode(errors='replace')}\n"
+            return Response(502, text, headers)
         return Response(body=body.decode() + "\n", headers=headers)
 
     def instrumented(self, request: Request, name: str) -> tuple[int, bytes]:
