@@ -22,9 +22,10 @@ from tests.e2e.server import ROOT, Server
 Trace = dict[str, Any]
 Span = dict[str, Any]
 
-# Spans the gateway reports per request: 1 today (Istio <= 1.27: one CLIENT span). Istio 1.28
-# reports a SERVER and a CLIENT span; set this to 2 if our gateway starts doing so.
-GATEWAY_SPANS = 1
+# Spans the gateway reports per request: a SERVER and a CLIENT span, as Istio 1.28 and later.
+# The timeapp demo turns the CLIENT span off (`upstream_span: false`) for its three-span trace.
+GATEWAY_SPANS = 2
+TIMEAPP_GATEWAY_SPANS = 1
 GATEWAY = "ingress-gateway.default"
 
 
@@ -87,10 +88,10 @@ def one(trace: Trace, svc: str, span_kind: str) -> Span:
     return found[0]
 
 
-def gateway_leaf(trace: Trace) -> Span:
+def gateway_leaf(trace: Trace, gateway_spans: int) -> Span:
     """The gateway span the next hop hangs under (its last, when it reports several)."""
     spans = [s for s in trace["spans"] if service(trace, s) == GATEWAY]
-    assert len(spans) == GATEWAY_SPANS
+    assert len(spans) == gateway_spans
     roots = [s for s in spans if parent(s) is None]
     assert len(roots) == 1
     ids = {s["spanID"] for s in spans}
@@ -99,13 +100,15 @@ def gateway_leaf(trace: Trace) -> Span:
     return leaves[0]
 
 
-def assert_chain(trace: Trace, hops: list[tuple[str, str]]) -> list[Span]:
+def assert_chain(
+    trace: Trace, hops: list[tuple[str, str]], gateway_spans: int = GATEWAY_SPANS
+) -> list[Span]:
     """Exactly the gateway spans plus `hops` (service, kind), each the child of the one before."""
-    assert len(trace["spans"]) == GATEWAY_SPANS + len(hops), [
+    assert len(trace["spans"]) == gateway_spans + len(hops), [
         (service(trace, s), kind(s), s["operationName"]) for s in trace["spans"]
     ]
     assert len({s["traceID"] for s in trace["spans"]}) == 1
-    chain = [gateway_leaf(trace), *(one(trace, svc, k) for svc, k in hops)]
+    chain = [gateway_leaf(trace, gateway_spans), *(one(trace, svc, k) for svc, k in hops)]
     for outer, inner in itertools.pairwise(chain):
         assert parent(inner) == outer["spanID"], (outer["operationName"], inner["operationName"])
     return chain[1:]
@@ -159,14 +162,16 @@ def test_hello_trace_shape_and_baggage_routing(
 
 def test_timeapp_gateway_sidecar_and_application_spans(server: Server, tmp_path: Path) -> None:
     sent = run_demo(server, tmp_path, "timeapp")
-    trace = fetch(server, sent["gettime"], count(GATEWAY_SPANS + 2))
-    sidecar, app = assert_chain(trace, [("timeapp.default", "server"), ("timeapp", "internal")])
+    trace = fetch(server, sent["gettime"], count(TIMEAPP_GATEWAY_SPANS + 2))
+    assert len(trace["spans"]) == 3  # gateway, sidecar, application code
+    hops = [("timeapp.default", "server"), ("timeapp", "internal")]
+    sidecar, app = assert_chain(trace, hops, TIMEAPP_GATEWAY_SPANS)
     assert sidecar["operationName"] == "timeapp:8080/*"
     assert app["operationName"] == "gettime"
-    assert {kind(s) for s in trace["spans"] if service(trace, s) == GATEWAY} <= {"client", "server"}
+    assert [kind(s) for s in trace["spans"] if service(trace, s) == GATEWAY] == ["client"]
     # `/` has no application span: the gateway's and the sidecar's only.
-    plain = fetch(server, sent["hello-world"], count(GATEWAY_SPANS + 1))
-    assert_chain(plain, [("timeapp.default", "server")])
+    plain = fetch(server, sent["hello-world"], count(TIMEAPP_GATEWAY_SPANS + 1))
+    assert_chain(plain, [("timeapp.default", "server")], TIMEAPP_GATEWAY_SPANS)
 
 
 PROFILE_HOPS = [
@@ -185,7 +190,7 @@ def test_profile_trace_points_at_the_slow_or_failing_service(
     assert [tags(s)["http.status_code"] for s in ok] == ["200"] * 5
     assert not any("error" in tags(s) for s in traces["ok"]["spans"])
     # slow: profile-service takes the 1.2 s, and that is most of the whole request
-    gateway = gateway_leaf(traces["slow"])
+    gateway = gateway_leaf(traces["slow"], GATEWAY_SPANS)
     assert slow[-1]["duration"] >= 1.1e6
     assert slow[-1]["duration"] >= 0.8 * gateway["duration"]
     assert ok[-1]["duration"] < 0.5e6
@@ -215,7 +220,7 @@ def test_bookinfo_weighted_reviews_and_ratings_only_for_v2_v3(
         version = tags(reviews_in)["istio.canonical_revision"]
         seen[version] = seen.get(version, 0) + 1
         product_in = one(trace, "productpage.default", "server")
-        assert parent(product_in) == gateway_leaf(trace)["spanID"]
+        assert parent(product_in) == gateway_leaf(trace, GATEWAY_SPANS)["spanID"]
         assert product_in["operationName"] == "productpage:9080/productpage*"
         calls = [s for s in trace["spans"] if parent(s) == product_in["spanID"]]
         assert sorted(s["operationName"] for s in calls) == ["details:9080/*", "reviews:9080/*"]

@@ -361,7 +361,7 @@ class _Loader(NodeReader):
     # --- gateway and tracing
 
     def gateway(self, node: Node, known: frozenset[str]) -> Gateway:
-        fields = self.mapping(node, "'gateway'", ("port", "routes"))
+        fields = self.mapping(node, "'gateway'", ("port", "routes", "upstream_span"))
         routes = []
         for item in self.sequence(fields.get("routes", _EMPTY_LIST), "'routes'"):
             keys = ("hosts", "prefix", "service", "rewrite", "name")
@@ -382,7 +382,13 @@ class _Loader(NodeReader):
                     name=self.route_name(route["name"]) if "name" in route else None,
                 )
             )
-        return Gateway(self.optional_int(fields, "port", 1, 65535, GATEWAY_PORT), tuple(routes))
+        upstream_span = (
+            self.boolean(fields["upstream_span"], "'upstream_span'")
+            if "upstream_span" in fields
+            else True
+        )
+        port = self.optional_int(fields, "port", 1, 65535, GATEWAY_PORT)
+        return Gateway(port, tuple(routes), upstream_span)
 
     def host(self, node: Node) -> str:
         host = self.string(node, "a host").lower()
@@ -478,6 +484,8 @@ def dump_mesh(config: MeshConfig) -> str:
             "port": config.gateway.port,
             "routes": [_gateway_route(r) for r in config.gateway.routes],
         }
+        if not config.gateway.upstream_span:
+            data["gateway"]["upstream_span"] = False
     if config.tracing != Tracing():
         data["tracing"] = {
             "sampling": config.tracing.sampling,

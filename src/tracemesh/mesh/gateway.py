@@ -66,9 +66,13 @@ class GatewayHandler(OutboundHandler):
         ports: Mapping[str, int] | None = None,
         metrics: ProxyMetrics | None = None,
         rand: RandomSource = random.random,
+        upstream_span: bool = True,
     ) -> None:
         super().__init__(tracer, router, registry, ports=ports, metrics=metrics, rand=rand)
         self.trust = Trust(trust)
+        if not upstream_span:  # Istio before 1.28: the gateway's one span is a CLIENT span
+            self.kind = SpanKind.CLIENT
+            self.spawn_upstream = False
 
     def on_request(self, exchange: Exchange) -> Forward | Respond:
         request = exchange.request

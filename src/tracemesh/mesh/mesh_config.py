@@ -30,10 +30,13 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class Gateway:
-    """The ingress gateway: the port it listens on and its routes, first match wins."""
+    """The ingress gateway: the port it listens on and its routes, first match wins.
+    `upstream_span` makes it report a SERVER span and a child CLIENT span per request (Istio 1.28
+    and later); off, it reports the one CLIENT span of earlier Istio versions."""
 
     port: int = GATEWAY_PORT
     routes: tuple[GatewayRoute, ...] = ()
+    upstream_span: bool = True
 
 
 @dataclass(frozen=True, slots=True)

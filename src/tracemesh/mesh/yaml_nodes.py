@@ -244,6 +244,11 @@ class NodeReader:
             self.fail(node, f"{what} must be from {low} to {high}, got {value}")
         return value
 
+    def boolean(self, node: Node, what: str) -> bool:
+        if not isinstance(node, ScalarNode) or node.tag != BOOL:
+            self.fail(node, f"{what} must be true or false, got {describe(node)}")
+        return bool(_CONSTRUCTOR.construct_yaml_bool(node))
+
     def number(self, node: Node, what: str, low: float, high: float) -> float:
         if not isinstance(node, ScalarNode) or node.tag not in (INT, FLOAT):
             self.fail(node, f"{what} must be a number, got {describe(node)}")

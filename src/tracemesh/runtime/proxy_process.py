@@ -97,8 +97,10 @@ class ProxyProcess:
             port = opts.port if opts.port >= 0 else (
                 self.mesh.gateway.port if self.mesh.gateway else GATEWAY_PORT
             )  # fmt: skip
+            upstream_span = self.mesh.gateway is None or self.mesh.gateway.upstream_span
             gateway = GatewayHandler(self.tracer, self.router, self.registry, trust=opts.trust,
-                                     ports=ports_by_service, metrics=self.metrics)  # fmt: skip
+                                     ports=ports_by_service, metrics=self.metrics,
+                                     upstream_span=upstream_span)  # fmt: skip
             return [("gateway", gateway, port)]
         service_port = opts.service_port or ports_by_service.get(opts.service, opts.app_port)
         inbound = InboundHandler(self.tracer, (opts.app_host, opts.app_port), service_port,

@@ -372,3 +372,10 @@ def test_round_trip_of_generated_meshes(
         tracing=tracing,
     )
     assert load_mesh(dump_mesh(config)) == config
+
+
+def test_gateway_upstream_span_defaults_on_and_round_trips_off() -> None:
+    assert load_mesh("gateway:\n  port: 8080\n").gateway == Gateway(8080, (), True)
+    off = load_mesh("gateway:\n  upstream_span: false\n")
+    assert off.gateway is not None and off.gateway.upstream_span is False
+    assert load_mesh(dump_mesh(off)) == off

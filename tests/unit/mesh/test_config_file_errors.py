@@ -21,6 +21,10 @@ def error(text: str | bytes) -> str:
 
 BAD_FILES = [
     (
+        "gateway:\n  upstream_span: sometimes\n",
+        "mesh.yaml:2:18: 'upstream_span' must be true or false, got a string 'sometimes'",
+    ),
+    (
         """\
         routes:
           reviews:

@@ -322,6 +322,21 @@ def test_gateway_reports_a_server_span_and_an_upstream_client_span_under_it() ->
     assert [s.kind for s in spans(t)[2:]] == [SpanKind.SERVER]
 
 
+def test_gateway_without_upstream_span_reports_one_client_span_as_istio_before_1_28() -> None:
+    t = tracer("ingress-gateway")
+    handler = GatewayHandler(t, Router(MESH), REGISTRY, ports={"hello": 8080},
+                             rand=lambda: 0.5, upstream_span=False)  # fmt: skip
+    ex = exchange(b"GET /sayHello/x HTTP/1.1\r\nHost: shop\r\n\r\n")
+    forward = handler.on_request(ex)
+    assert isinstance(forward, Forward)
+    ex.forward, ex.upstream, ex.attempts = forward, ("10.0.0.9", 15006), 1
+    finish(handler, ex)
+    [client] = spans(t)
+    assert client.kind == SpanKind.CLIENT and client.parent_span_id == b""
+    assert headers_of(forward)[b"x-b3-spanid"] == client.span_id.hex().encode()
+    assert client.name == "hello:8080/sayHello*"
+
+
 def test_gateway_trusting_nothing_starts_every_trace_itself() -> None:
     t = tracer("ingress-gateway", sampling=0.0)
     ex = exchange(EDGE)
