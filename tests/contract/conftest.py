@@ -32,16 +32,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def storage(
+def backend(
     request: pytest.FixtureRequest, tmp_path: Path, loop: asyncio.AbstractEventLoop
-) -> Iterator[Storage]:
-    """A started, empty backend; closed after the test."""
-    backend = BACKENDS[request.param](tmp_path)
-    loop.run_until_complete(backend.start())
-    yield backend
-    loop.run_until_complete(backend.close())
-
-
-@pytest.fixture
-def backend(storage: Storage, loop: asyncio.AbstractEventLoop) -> Backend:
-    return Backend(storage, loop)
+) -> Iterator[Backend]:
+    """A started, empty backend (reopenable on the same directory); closed after the test."""
+    make = BACKENDS[request.param]
+    started = Backend(make(tmp_path), loop, reopen=lambda: make(tmp_path))
+    loop.run_until_complete(started.storage.start())
+    yield started
+    loop.run_until_complete(started.storage.close())  # the instance a restart made, if any
