@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract import disk_backends
 from tests.contract.harness import Backend
 from tracemesh.storage.api import Storage
 from tracemesh.storage.memory.config import MemoryConfig
@@ -19,6 +20,8 @@ from tracemesh.storage.memory.factory import MemoryStorage
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda _: MemoryStorage(MemoryConfig(max_traces=100_000)),
+    "disk": disk_backends.in_log,
+    "disk-blocks": disk_backends.in_blocks,
 }
 
 

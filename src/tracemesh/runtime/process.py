@@ -36,6 +36,8 @@ from tracemesh.runtime.tasks import TaskOwner
 from tracemesh.sampling import http as sampling_http
 from tracemesh.sampling.strategies import StrategyStore
 from tracemesh.storage.api import Storage
+from tracemesh.storage.disk.config import DiskConfig, parse_duration
+from tracemesh.storage.disk.factory import DiskStorage
 from tracemesh.storage.memory.config import MemoryConfig
 from tracemesh.storage.memory.factory import MemoryStorage
 
@@ -51,9 +53,19 @@ ROLES: dict[str, tuple[str, ...]] = {
 ADMIN_PORT = {"agent": ports.AGENT_ADMIN_HTTP, "query": ports.QUERY_ADMIN_HTTP}
 
 
-def make_storage(config: Config) -> Storage:
+def make_storage(config: Config, writes: bool = True) -> Storage:
+    """The configured backend; `writes=False` for a process that only reads it (`query`)."""
     if config.storage == "memory":
         return MemoryStorage(MemoryConfig(max_traces=config.memory_max_traces))
+    if config.storage == "disk":
+        return DiskStorage(
+            DiskConfig(
+                config.disk_path,
+                retention_ns=parse_duration(config.disk_retention),
+                max_bytes=config.disk_max_bytes,
+                writable=writes,
+            )
+        )
     raise ValueError(f"unknown storage {config.storage!r}")
 
 
@@ -69,7 +81,7 @@ class Process:
         self.roles = ROLES[self.command]
         self.storage: Storage | None = None
         if COLLECTOR in self.roles or QUERY in self.roles:
-            self.storage = make_storage(self.config)
+            self.storage = make_storage(self.config, writes=COLLECTOR in self.roles)
         self.pipeline: Pipeline | None = None
         self.forwarder: Forwarder | None = None
         self.sampling: StrategyStore | None = None
