@@ -21,11 +21,12 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from tracemesh.storage.api import StorageError
 from tracemesh.storage.disk.log import origin_bytes, origin_from_bytes
-from tracemesh.storage.memory.store import MemoryStore, Origin
+from tracemesh.storage.memory.store import MemoryStore, Origin, StoredSpan
 
 FORMAT = b"tracemesh.block.1"
 BATCH_ROWS = 1024
@@ -55,51 +56,61 @@ class CorruptBlock(StorageError):
 def write_block(store: MemoryStore, path: Path) -> None:
     """Write a sealed head's spans to `path` durably: a temporary file, fsync, rename, fsync of
     the directory. Runs in a worker thread; the store no longer changes."""
-    columns: list[list[object]] = [[] for _ in range(10)]
-    trace_ids: list[bytes] = []
+    spans: list[StoredSpan] = []
+    span_trace_ids: list[bytes] = []
+    trace_ids = sorted(store.traces)
     trace_rows, trace_first, trace_last = array("q"), array("q"), array("q")
-    origin_numbers: dict[int, int] = {}
-    origins: list[bytes] = []
-    names: dict[str, int] = {}
-    operations: set[tuple[str, str, int]] = set()
-    row = 0
-    for trace_id in sorted(store.traces):
+    for trace_id in trace_ids:
         entry = store.traces[trace_id]
-        trace_ids.append(trace_id)
-        trace_rows.append(row)
+        trace_rows.append(len(spans))
         trace_first.append(entry.min_start)
         trace_last.append(entry.max_start)
-        for raw, start, end, name, kind, status, number, span_id, parent in entry.spans:
-            local = origin_numbers.get(number)
-            if local is None:
-                origin = store.origins[number]
-                assert origin is not None
-                local = origin_numbers[number] = len(origins)
-                origins.append(origin_bytes(origin.resource, origin.scope))
-            op = names.get(name)
-            if op is None:
-                op = names[name] = len(names)
-            for column, value in zip(
-                columns,
-                (trace_id, span_id, parent, local, op, kind, start, end, status, raw),
-                strict=True,
-            ):
-                column.append(value)
-            row += 1
-    trace_rows.append(row)
-    for service, pairs in store.operations.items():
-        operations.update((service, name, kind) for name, kind in pairs)
-    starts = [int(s) for s in columns[START]]  # type: ignore[call-overload]
+        spans += entry.spans
+        span_trace_ids += [trace_id] * len(entry.spans)
+    trace_rows.append(len(spans))
+    # Columns by transposing the stored tuples; origins and names renumbered for this block.
+    raws, starts, ends, names, kinds, statuses, numbers, span_ids, parents = (
+        zip(*spans, strict=True) if spans else ((),) * 9
+    )
+    local_origin = {number: i for i, number in enumerate(sorted(set(numbers)))}
+    local_name = {name: i for i, name in enumerate(sorted(set(names)))}
+    origins = []
+    for number in local_origin:
+        origin = store.origins[number]
+        assert origin is not None
+        origins.append(origin_bytes(origin.resource, origin.scope))
+    operations = {
+        (service, name, kind) for service, pairs in store.operations.items() for name, kind in pairs
+    }
+    columns = (
+        span_trace_ids,
+        span_ids,
+        parents,
+        list(map(local_origin.__getitem__, numbers)),
+        list(map(local_name.__getitem__, names)),
+        kinds,
+        starts,
+        ends,
+        statuses,
+        raws,
+    )
+    # Per record batch: do its span bytes contain b"error" anywhere? Where not, `error=true`
+    # is decided by the status column alone, without decompressing the batch.
+    error_batches = bytes(
+        b"error" in b"".join(raws[first : first + BATCH_ROWS])
+        for first in range(0, len(raws), BATCH_ROWS)
+    )
     metadata = {
         b"format": FORMAT,
+        b"error_batches": error_batches,
         b"origins": b"".join(_U32.pack(len(o)) + o for o in origins),
-        b"names": orjson.dumps(list(names)),
+        b"names": orjson.dumps(list(local_name)),
         b"operations": orjson.dumps(sorted(operations)),
         b"trace_ids": b"".join(trace_ids),
         b"trace_rows": trace_rows.tobytes(),
         b"trace_first": trace_first.tobytes(),
         b"trace_last": trace_last.tobytes(),
-        b"range": orjson.dumps([min(starts, default=0), max(starts, default=0), row]),
+        b"range": orjson.dumps([min(starts, default=0), max(starts, default=0), len(spans)]),
     }
     schema = SCHEMA.with_metadata(metadata)
     arrays = [pa.array(column, type=f.type) for column, f in zip(columns, SCHEMA, strict=True)]
@@ -128,6 +139,8 @@ def sync_directory(directory: Path) -> None:
 
 @dataclass(slots=True)
 class SearchColumns:
+    trace: pa.Array  # each row's trace ordinal (rows are sorted by trace)
+    trace_last: pa.Array  # per trace: its latest span start in this block
     origin: pa.Array
     op: pa.Array
     kind: pa.Array
@@ -160,6 +173,7 @@ class Block:
             self.trace_rows = array("q", meta[b"trace_rows"])
             self.trace_first = array("q", meta[b"trace_first"])
             self.trace_last = array("q", meta[b"trace_last"])
+            self.error_batches = meta[b"error_batches"]
         except (KeyError, ValueError, IndexError, struct.error) as exc:
             raise CorruptBlock(f"{path}: damaged block metadata ({exc!r})") from None
         self.traces = len(self.trace_first)
@@ -167,6 +181,7 @@ class Block:
             len(self._trace_ids) != 16 * self.traces
             or len(self.trace_rows) != self.traces + 1
             or self.trace_rows[-1] != self.spans
+            or len(self.error_batches) != -(-self.spans // BATCH_ROWS)
         ):
             raise CorruptBlock(f"{path}: trace index does not match its rows")
         self.services = {origin.service for origin in self.origins}
@@ -196,7 +211,16 @@ class Block:
         """The columns search filters on, decompressed once and kept (26 bytes a span)."""
         if self._search is None:
             table = self._reader(tuple(SEARCH_FIELDS)).read_all()
-            self._search = SearchColumns(*(table.column(i).combine_chunks() for i in range(6)))
+            trace = pa.array([], pa.int32())
+            if self.traces:
+                ends = pa.array(self.trace_rows[1:], pa.int32())
+                runs = pa.RunEndEncodedArray.from_arrays(ends, pa.array(range(self.traces)))
+                trace = pc.run_end_decode(runs).cast(pa.int32())
+            self._search = SearchColumns(
+                trace,
+                pa.array(self.trace_last, pa.int64()),
+                *(table.column(i).combine_chunks() for i in range(6)),
+            )
         return self._search
 
     def rows(self, first: int, end: int, fields: tuple[int, ...]) -> list[list[Any]]:

@@ -264,6 +264,11 @@ class DiskStorage:
             head = self.state.heads.get(seq)
             if head is None:
                 continue
+            if not head.spans:  # nothing to keep: no block, just drop the segment
+                del self.state.heads[seq]
+                with contextlib.suppress(FileNotFoundError):
+                    await asyncio.to_thread(self.directory.segment(seq).unlink)
+                continue
             path = self.directory.block(seq)
             try:
                 await asyncio.to_thread(write_block, head.store, path)

@@ -2,8 +2,9 @@
 
 A segment is `wal/<seq>.wal`: an 8-byte file header, then records `magic, length, crc32,
 payload`. A payload is a batch: per resource group, the group's Resource and Scope as an OTLP
-`ResourceSpans` message without spans, then each span's raw OTLP bytes. Replaying a record gives
-back the very rows and origins that were written.
+`ResourceSpans` message without spans, the span count, every span's length (u32), then the
+spans' raw OTLP bytes back to back. Replaying a record gives back the very rows and origins that
+were written.
 
 A crash can leave the last record of a segment short or with a bad checksum (it was being
 written; never acknowledged): readers stop there. A bad record followed by good ones is damage,
@@ -13,7 +14,9 @@ not a crash, and is reported instead of skipped.
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,11 +27,13 @@ from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.ids import ZERO_SPAN_ID
 from tracemesh.model.span import Resource, Scope
 from tracemesh.storage.api import StorageError
+from tracemesh.storage.memory.store import origin_key
 
 SEGMENT_HEADER = b"TMWAL\x00\x01\n"
 RECORD = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 RECORD_MAGIC = b"TMR1"
 _U32 = struct.Struct("<I")
+assert array("I").itemsize == 4 and sys.byteorder == "little"  # the lengths' on-disk form
 _PbSpan = trace_pb2.Span
 
 
@@ -60,17 +65,29 @@ def origin_from_bytes(data: bytes) -> tuple[Resource, Scope]:
     )
 
 
+_encoded_origins: dict[object, bytes] = {}  # by value: a client's resource repeats per request
+
+
+def _origin_cached(resource: Resource, scope: Scope) -> bytes:
+    key = origin_key(resource, scope)
+    data = _encoded_origins.get(key)
+    if data is None:
+        if len(_encoded_origins) >= 4096:
+            _encoded_origins.clear()
+        data = _encoded_origins[key] = origin_bytes(resource, scope)
+    return data
+
+
 def encode_batch(batch: SpanBatch) -> bytes:
     pack = _U32.pack
     parts: list[bytes] = []
     for group in batch.groups:
         if not group.rows:
             continue
-        origin = origin_bytes(group.resource, group.scope)
-        parts += (pack(len(origin)), origin, pack(len(group.rows)))
-        for row in group.rows:
-            raw = row.raw
-            parts += (pack(len(raw)), raw)
+        origin = _origin_cached(group.resource, group.scope)
+        raws = [row.raw for row in group.rows]
+        lengths = array("I", map(len, raws))
+        parts += (pack(len(origin)), origin, pack(len(raws)), lengths.tobytes(), *raws)
     return b"".join(parts)
 
 
@@ -85,12 +102,16 @@ def decode_batch(payload: bytes) -> SpanBatch:
         position += 4 + size
         (count,) = unpack(payload, position)
         position += 4
+        lengths = array("I", payload[position : position + 4 * count])
+        if len(lengths) != count:
+            raise ValueError("span lengths cut short")
+        position += 4 * count
         rows: list[SpanRow] = []
-        for _ in range(count):
-            (size,) = unpack(payload, position)
-            raw = payload[position + 4 : position + 4 + size]
-            position += 4 + size
-            rows.append(row_from_raw(raw))
+        for size in lengths:
+            if position + size > end:
+                raise ValueError("span bytes cut short")
+            rows.append(row_from_raw(payload[position : position + size]))
+            position += size
         batch.groups.append(ResourceGroup(resource, scope, rows))
     return batch
 

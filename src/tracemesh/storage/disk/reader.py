@@ -105,7 +105,8 @@ class DiskReader:
         for block in blocks:
             if len(found) >= query.limit:
                 break
-            for ordinal in search.traces(block):
+            # Ask for more than the room left: some may be traces already found elsewhere.
+            for ordinal in search.traces(block, query.limit):
                 found[block.trace_id(ordinal)] = None
                 if len(found) == query.limit:
                     break

@@ -10,14 +10,14 @@ are decoded (`tags_match`).
 
 from __future__ import annotations
 
-from itertools import groupby
+from collections import OrderedDict
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracemesh.model.query import TraceQuery
 from tracemesh.storage.disk.block import BATCH_ROWS, RAW, Block
-from tracemesh.storage.memory.search import TagTest, TraceFilter, tags_match
+from tracemesh.storage.memory.search import ErrorTest, TagTest, TraceFilter, tags_match
 
 
 class BlockSearch:
@@ -25,10 +25,12 @@ class BlockSearch:
         self.query = query
         self.filter = TraceFilter(query)  # also what searches the log heads
 
-    def traces(self, block: Block) -> list[int]:
-        """Ordinals of the block's traces with a matching span, latest span start first."""
+    def traces(self, block: Block, want: int) -> list[int]:
+        """Ordinals of up to `want` of the block's traces with a matching span, latest span start
+        first. Without open tag tests this is all vector work; with them, traces are tried newest
+        first and the search stops at `want`."""
         q = self.query
-        if q.service and q.service not in block.services:
+        if want <= 0 or (q.service and q.service not in block.services):
             return []
         if q.start_min_ns is not None and block.max_start < q.start_min_ns:
             return []
@@ -43,17 +45,13 @@ class BlockSearch:
             op = block.name_ids.get(q.operation, -1)
             if op < 0:
                 return []
+        columns = block.search_columns()
         mask = self._mask(block, live, op)
-        if mask is None:
-            rows: list[int] = list(range(block.spans))
-        else:
-            rows = pc.indices_nonzero(mask).to_pylist()
-        if not rows:
-            return []
-        if any(plans[number] for number in live):
-            rows = self._tags(block, rows, plans)
-        traces = {block.trace_of_row(row) for row in rows}
-        return sorted(traces, key=block.trace_last.__getitem__, reverse=True)
+        if not any(plans[number] for number in live):
+            traces = columns.trace if mask is None else pc.filter(columns.trace, mask)
+            return _newest(pc.unique(traces), columns.trace_last)[:want]
+        rows = pc.indices_nonzero(mask) if mask is not None else pa.array(range(block.spans))
+        return _TagScan(block, plans, rows).traces(want)
 
     def _mask(self, block: Block, live: list[int], op: int) -> pa.Array | None:
         q = self.query
@@ -82,40 +80,89 @@ class BlockSearch:
             mask = pc.and_(mask, test)
         return mask
 
-    def _tags(
-        self, block: Block, rows: list[int], plans: list[tuple[TagTest, ...] | None]
-    ) -> list[int]:
+
+def _newest(traces: pa.Array, trace_last: pa.Array) -> list[int]:
+    order = pc.array_sort_indices(pc.take(trace_last, traces), order="descending")
+    result: list[int] = pc.take(traces, order).to_pylist()
+    return result
+
+
+class _TagScan:
+    """Rows left after the column filters, tested for the open tag tests trace by trace, newest
+    trace first. A record batch is decompressed when a row in it is first tested; a batch whose
+    bytes rule out a plain `key=value` every live origin needs is skipped whole, and rows whose
+    open tests are all `error` ones are decided by their status where the batch holds no
+    `error` bytes at all."""
+
+    CACHED_BATCHES = 64
+
+    def __init__(self, block: Block, plans: list[tuple[TagTest, ...] | None], rows: pa.Array):
+        self.block = block
+        self.plans = plans
         columns = block.search_columns()
-        indices = pa.array(rows, pa.int64())
-        origins = pc.take(columns.origin, indices).to_pylist()
-        kinds = pc.take(columns.kind, indices).to_pylist()
-        statuses = pc.take(columns.status, indices).to_pylist()
-        # Plain key=value tests that every live origin leaves open can rule out a whole batch.
-        open_plans = [set(plan) for plan in plans if plan]
-        common = set.intersection(*open_plans) if open_plans else set()
-        prunable = [test for test in common if type(test) is TagTest]
-        matched: list[int] = []
-        last_trace = -1
+        self.rows: list[int] = rows.to_pylist()
+        self.origins: list[int] = pc.take(columns.origin, rows).to_pylist()
+        self.kinds: list[int] = pc.take(columns.kind, rows).to_pylist()
+        self.statuses: list[int] = pc.take(columns.status, rows).to_pylist()
+        row_traces = pc.take(columns.trace, rows)
+        self.order = _newest(pc.unique(row_traces), columns.trace_last)
+        # rows ascend, so each trace's rows are one run of `self.rows`
+        counts = pc.value_counts(row_traces)
+        self.runs: dict[int, tuple[int, int]] = {}
         position = 0
-        for number, group in groupby(rows, key=lambda row: row // BATCH_ROWS):
-            batch_rows = list(group)
-            at = position
-            position += len(batch_rows)
-            raw_column = block.batch_column(number, RAW)
-            if prunable and len(open_plans) == sum(1 for plan in plans if plan is not None):
-                data = raw_column.buffers()[2]
-                everything = data.to_pybytes() if data is not None else b""
-                if any(test.on_span(everything, -1, -1) is False for test in prunable):
-                    continue
-            base = number * BATCH_ROWS
-            for offset, row in enumerate(batch_rows):
-                trace = block.trace_of_row(row)
-                if trace == last_trace:
-                    continue  # this trace already matched
-                plan = plans[origins[at + offset]]
-                assert plan is not None  # the mask kept live origins only
-                raw = raw_column[row - base].as_py()
-                if not plan or tags_match(plan, raw, kinds[at + offset], statuses[at + offset]):
-                    matched.append(row)
-                    last_trace = trace
-        return matched
+        for trace, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        ):
+            self.runs[trace] = (position, position + count)
+            position += count
+        open_plans = [set(plan) for plan in plans if plan]
+        live = sum(1 for plan in plans if plan is not None)
+        common = set.intersection(*open_plans) if open_plans else set()
+        self.prunable = [t for t in common if type(t) is TagTest] if len(open_plans) == live else []
+        self.errors_only = {
+            number: bool(plan) and all(isinstance(t, ErrorTest) for t in plan)
+            for number, plan in enumerate(plans)
+            if plan is not None
+        }
+        self.cache: OrderedDict[int, pa.Array | None] = OrderedDict()
+
+    def traces(self, want: int) -> list[int]:
+        found: list[int] = []
+        for trace in self.order:
+            first, end = self.runs[trace]
+            if any(self._matches(at) for at in range(first, end)):
+                found.append(trace)
+                if len(found) == want:
+                    break
+        return found
+
+    def _matches(self, at: int) -> bool:
+        row = self.rows[at]
+        plan = self.plans[self.origins[at]]
+        assert plan is not None  # the mask kept live origins only
+        if not plan:
+            return True
+        number = row // BATCH_ROWS
+        kind, status = self.kinds[at], self.statuses[at]
+        if self.errors_only[self.origins[at]] and not self.block.error_batches[number]:
+            return tags_match(plan, b"", kind, status)  # no `error` bytes: status decides
+        raws = self._batch(number)
+        if raws is None:
+            return False
+        return tags_match(plan, raws[row - number * BATCH_ROWS].as_py(), kind, status)
+
+    def _batch(self, number: int) -> pa.Array | None:
+        """The batch's raw column, or None when its bytes rule out every row."""
+        if number in self.cache:
+            self.cache.move_to_end(number)
+            return self.cache[number]
+        raws: pa.Array | None = self.block.batch_column(number, RAW)
+        if self.prunable:
+            data = raws.buffers()[2]  # type: ignore[union-attr]
+            everything = data.to_pybytes() if data is not None else b""
+            if any(test.on_span(everything, -1, -1) is False for test in self.prunable):
+                raws = None
+        self.cache[number] = raws
+        if len(self.cache) > self.CACHED_BATCHES:
+            self.cache.popitem(last=False)
+        return raws
