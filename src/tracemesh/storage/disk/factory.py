@@ -79,15 +79,25 @@ class DiskStorage:
     async def start(self) -> None:
         if not self.config.writable:
             await asyncio.to_thread(self._follow)
+            self._tasks = [asyncio.create_task(self._preload(), name="disk-preload")]
             return
         await asyncio.to_thread(self._open_for_writing)
         for seq in sorted(self.state.heads):
             if seq != self._seq:
                 self._to_seal.put_nowait(seq)  # recovered segments become blocks
         self._tasks = [
+            asyncio.create_task(self._preload(), name="disk-preload"),
             asyncio.create_task(self._seal_loop(), name="disk-seal"),
             asyncio.create_task(self._housekeeping(), name="disk-housekeeping"),
         ]
+
+    async def _preload(self) -> None:
+        """Decompress the blocks' search columns in the background, newest first, so the first
+        searches after a start do not pay for it."""
+        for seq in sorted(self.state.blocks, reverse=True):
+            block = self.state.blocks.get(seq)
+            if block is not None:
+                await asyncio.to_thread(block.search_columns)
 
     async def check(self) -> bool:
         if not self.config.writable:
