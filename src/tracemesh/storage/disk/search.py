@@ -124,7 +124,7 @@ class _TagScan:
             for number, plan in enumerate(plans)
             if plan is not None
         }
-        self.cache: OrderedDict[int, pa.Array | None] = OrderedDict()
+        self.cache: OrderedDict[int, list[bytes] | None] = OrderedDict()
 
     def traces(self, want: int) -> list[int]:
         found: list[int] = []
@@ -149,16 +149,17 @@ class _TagScan:
         raws = self._batch(number)
         if raws is None:
             return False
-        return tags_match(plan, raws[row - number * BATCH_ROWS].as_py(), kind, status)
+        return tags_match(plan, raws[row - number * BATCH_ROWS], kind, status)
 
-    def _batch(self, number: int) -> pa.Array | None:
-        """The batch's raw column, or None when its bytes rule out every row."""
+    def _batch(self, number: int) -> list[bytes] | None:
+        """The batch's raw span bytes, or None when its bytes rule out every row."""
         if number in self.cache:
             self.cache.move_to_end(number)
             return self.cache[number]
-        raws: pa.Array | None = self.block.batch_column(number, RAW)
+        column = self.block.batch_column(number, RAW)
+        raws: list[bytes] | None = column.to_pylist()
         if self.prunable:
-            data = raws.buffers()[2]  # type: ignore[union-attr]
+            data = column.buffers()[2]
             everything = data.to_pybytes() if data is not None else b""
             if any(test.on_span(everything, -1, -1) is False for test in self.prunable):
                 raws = None
