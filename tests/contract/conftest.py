@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract import disk_backends
 from tests.contract.harness import Backend
 from tracemesh.storage.api import Storage
 from tracemesh.storage.memory.config import MemoryConfig
@@ -19,6 +20,8 @@ from tracemesh.storage.memory.factory import MemoryStorage
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda _: MemoryStorage(MemoryConfig(max_traces=100_000)),
+    "disk": disk_backends.in_log,
+    "disk-blocks": disk_backends.in_blocks,
 }
 
 
@@ -32,16 +35,12 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def storage(
+def backend(
     request: pytest.FixtureRequest, tmp_path: Path, loop: asyncio.AbstractEventLoop
-) -> Iterator[Storage]:
-    """A started, empty backend; closed after the test."""
-    backend = BACKENDS[request.param](tmp_path)
-    loop.run_until_complete(backend.start())
-    yield backend
-    loop.run_until_complete(backend.close())
-
-
-@pytest.fixture
-def backend(storage: Storage, loop: asyncio.AbstractEventLoop) -> Backend:
-    return Backend(storage, loop)
+) -> Iterator[Backend]:
+    """A started, empty backend (reopenable on the same directory); closed after the test."""
+    make = BACKENDS[request.param]
+    started = Backend(make(tmp_path), loop, reopen=lambda: make(tmp_path))
+    loop.run_until_complete(started.storage.start())
+    yield started
+    loop.run_until_complete(started.storage.close())  # the instance a restart made, if any

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from tracemesh.codecs.otlp_proto import batch_from_spans
@@ -18,9 +18,22 @@ T = TypeVar("T")
 class Backend:
     """Synchronous calls into a started `Storage`, so tests read as plain steps."""
 
-    def __init__(self, storage: Storage, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        loop: asyncio.AbstractEventLoop,
+        reopen: Callable[[], Storage] | None = None,
+    ) -> None:
         self.storage = storage
         self.loop = loop
+        self._reopen = reopen
+
+    def restart(self) -> None:
+        """Close the backend and start a new instance on the same place, as a process restart."""
+        assert self._reopen is not None, "this backend cannot be reopened"
+        self.run(self.storage.close())
+        self.storage = self._reopen()
+        self.run(self.storage.start())
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)

@@ -52,3 +52,24 @@ def test_links_come_from_spans_started_in_the_window(computed: Backend) -> None:
         DependencyLink("svc-a", "svc-b", 2)
     ]
     assert computed.dependencies(BASE_NS - MINUTE, MINUTE) == []
+
+
+def test_same_service_calls_and_late_children_count(computed: Backend) -> None:
+    a, b = process("svc-a"), process("svc-b")
+    computed.write([make_span(1, 1, a), make_span(1, 2, a, parent=1)])  # a -> a
+    computed.write([make_span(2, 1, a)])
+    computed.write([make_span(1, 3, b, parent=2, start_ms=3), make_span(2, 2, b, parent=1)])
+
+    assert computed.dependencies(BASE_NS + MINUTE, 2 * MINUTE) == [
+        DependencyLink("svc-a", "svc-a", 1),
+        DependencyLink("svc-a", "svc-b", 2),
+    ]
+
+
+def test_a_parent_outside_the_window_still_names_the_caller(computed: Backend) -> None:
+    a, b = process("svc-a"), process("svc-b")
+    computed.write([make_span(1, 1, a, start_ms=0, duration_ms=40 * MINUTE / 1_000_000)])
+    computed.write([make_span(1, 2, b, parent=1, start_ms=30 * MINUTE / 1_000_000)])
+
+    window_end = BASE_NS + 31 * MINUTE
+    assert computed.dependencies(window_end, 5 * MINUTE) == [DependencyLink("svc-a", "svc-b", 1)]

@@ -269,6 +269,28 @@ def test_limit_keeps_the_most_recent_traces_newest_first(backend: Backend) -> No
     assert trace_ids(backend.find(service="recent")) == [trace_id(n) for n in range(10, 0, -1)]
 
 
+def test_results_are_ordered_by_trace_start_not_arrival(backend: Backend) -> None:
+    svc = process("ordering")
+    starts = {1: 30, 2: 10, 3: 50, 4: 20, 5: 40}  # trace -> minutes; written in this order
+    for n, minutes in starts.items():
+        backend.write([make_span(n, 1, svc, start_ms=minutes * MINUTE / MS)])
+    # a late child that starts before its trace's root: the trace starts at its earliest span
+    backend.write([make_span(3, 2, svc, parent=1, start_ms=5 * MINUTE / MS)])
+
+    found = trace_ids(backend.find(service="ordering"))
+    assert found == [trace_id(n) for n in (5, 1, 4, 2, 3)]
+
+
+def test_a_trace_matching_through_several_spans_is_returned_once(backend: Backend) -> None:
+    svc = process("once")
+    backend.write([make_span(1, i, svc, start_ms=i) for i in range(1, 6)])
+    backend.write([make_span(1, i, svc, start_ms=i) for i in range(6, 11)])
+
+    found = backend.find(service="once")
+    assert trace_ids(found) == [trace_id(1)]
+    assert len(found[0]) == 10
+
+
 def test_search_without_service(backend: Backend) -> None:
     if not backend.storage.capabilities.search_without_service:
         pytest.skip(f"{backend.storage.name} requires a service name to search")

@@ -123,14 +123,18 @@ def test_trace_written_in_batches_minutes_apart_is_one_trace(backend: Backend) -
     backend.write([make_span(8, 1, frontend)])  # another trace in between
     later = make_span(7, 2, backend_svc, parent=1, start_ms=10 * MINUTE / MS, name="charge")
     backend.write([later])
+    backend.write([make_span(9, 1, backend_svc)])
+    last = make_span(7, 3, frontend, parent=1, start_ms=11 * MINUTE / MS, name="render")
+    backend.write([last])
 
-    assert backend.get_trace(trace_id(7)) == [first, later]
+    assert backend.get_trace(trace_id(7)) == [first, later, last]
     window = TraceQuery(
         service="backend",
         start_min_ns=later.start_ns - MINUTE,
         start_max_ns=later.start_ns + MINUTE,
     )
-    assert backend.find(window) == [[first, later]]
+    assert backend.find(window) == [[first, later, last]]
+    assert backend.find(service="frontend", operation="render") == [[first, later, last]]
 
 
 def test_events_keep_their_attributes(backend: Backend) -> None:

@@ -68,3 +68,32 @@ def test_operations_of_unknown_service_is_an_empty_list(backend: Backend) -> Non
     _write_example(backend)
 
     assert backend.operations("no-such-service") == []
+
+
+def test_lists_grow_over_batches_without_repeating(backend: Backend) -> None:
+    _write_example(backend)
+    _write_example(backend)  # the same names again
+    backend.write(
+        [make_span(0x12, 1, process("example-service-4"), name="late-op", kind=SpanKind.PRODUCER)]
+    )
+    backend.write(
+        [make_span(0x13, 1, process("example-service-2"), name="new-op", kind=SpanKind.INTERNAL)]
+    )
+
+    assert backend.services() == [f"example-service-{n}" for n in (1, 2, 3, 4)]
+    if backend.storage.capabilities.span_kind_in_operations:
+        assert backend.operations("example-service-2") == [
+            Operation("example-operation-2", SpanKind.SERVER),
+            Operation("new-op", SpanKind.INTERNAL),
+        ]
+    assert [op.name for op in backend.operations("example-service-4")] == ["late-op"]
+
+
+def test_a_service_named_like_sql_or_a_pattern(backend: Backend) -> None:
+    odd = ["svc_%", "svc'; DROP TABLE spans; --", "ünï ✓"]
+    backend.write([make_span(0x20 + i, 1, process(name), name=name) for i, name in enumerate(odd)])
+
+    assert backend.services() == sorted(odd)
+    for name in odd:
+        assert [op.name for op in backend.operations(name)] == [name]
+    assert backend.operations("svc_") == []

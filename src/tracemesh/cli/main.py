@@ -134,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # we log what listens ourselves
     from tracemesh.runtime.process import run
+    from tracemesh.storage.api import StorageError
 
     try:
         _install_event_loop()
         asyncio.run(run(config, args.command))
-    except (OSError, ValueError) as exc:  # a busy port, an unreachable broker, a bad setting
+    except (OSError, ValueError, StorageError) as exc:  # a busy port, a bad flag, bad stored data
         logging.getLogger("tracemesh").error("%s", exc)
         return 1
     return 0

@@ -28,6 +28,9 @@ class Config:
     admin_http_port: int = -1  # -1: the role's default (ports.ADMIN_BY_ROLE)
     storage: str = "memory"
     memory_max_traces: int = 100_000
+    disk_path: str = ""
+    disk_retention: str = "72h"
+    disk_max_bytes: int = 0
     queue_max_spans: int = 200_000
     queue_batch_spans: int = 10_000
     otlp_max_body_bytes: int = 20 * MiB
@@ -70,8 +73,14 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "admin_http_port",
         "admin port: /health and /metrics (-1: 14269, agent 14271, query 16687)",
     ),
-    "--storage": ("storage", "span storage backend: memory, or kafka (collector: to a topic)"),
+    "--storage": (
+        "storage",
+        "span storage backend: memory, disk, or kafka (collector: to a topic)",
+    ),
     "--memory.max-traces": ("memory_max_traces", "traces memory storage keeps; oldest evicted"),
+    "--disk.path": ("disk_path", "disk storage: directory of the data (created if missing)"),
+    "--disk.retention": ("disk_retention", "disk storage: age past which spans are deleted"),
+    "--disk.max-bytes": ("disk_max_bytes", "disk storage: size past which old data goes (0: none)"),
     "--queue.max-spans": ("queue_max_spans", "spans the pipeline queue holds before refusing"),
     "--queue.batch-spans": ("queue_batch_spans", "spans written to storage in one batch at most"),
     "--otlp.max-body-bytes": ("otlp_max_body_bytes", "largest OTLP/HTTP body, after gunzip (413)"),
@@ -123,7 +132,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
 }
 
-STORAGE_CHOICES = ("memory", "kafka")
+STORAGE_CHOICES = ("memory", "disk", "kafka")
 
 
 def env_name(flag: str) -> str:

@@ -41,6 +41,8 @@ from tracemesh.runtime.tasks import TaskOwner
 from tracemesh.sampling import http as sampling_http
 from tracemesh.sampling.strategies import StrategyStore
 from tracemesh.storage.api import Storage
+from tracemesh.storage.disk.config import DiskConfig, parse_duration
+from tracemesh.storage.disk.factory import DiskStorage
 from tracemesh.storage.kafka.config import KafkaProducerConfig
 from tracemesh.storage.kafka.factory import KafkaStorage
 from tracemesh.storage.memory.config import MemoryConfig
@@ -64,7 +66,8 @@ ADMIN_PORT = {
 }
 
 
-def make_storage(config: Config) -> Storage:
+def make_storage(config: Config, writes: bool = True) -> Storage:
+    """The configured backend; `writes=False` for a process that only reads it (`query`)."""
     if config.storage == "memory":
         return MemoryStorage(MemoryConfig(max_traces=config.memory_max_traces))
     if config.storage == "kafka":
@@ -75,6 +78,15 @@ def make_storage(config: Config) -> Storage:
                 encoding=config.kafka_producer_encoding,
                 compression=config.kafka_producer_compression,
                 timeout=config.kafka_producer_timeout,
+            )
+        )
+    if config.storage == "disk":
+        return DiskStorage(
+            DiskConfig(
+                config.disk_path,
+                retention_ns=parse_duration(config.disk_retention),
+                max_bytes=config.disk_max_bytes,
+                writable=writes,
             )
         )
     raise ValueError(f"unknown storage {config.storage!r}")
@@ -102,7 +114,8 @@ class Process:
         self.roles = ROLES[self.command]
         self.storage: Storage | None = None
         if COLLECTOR in self.roles or QUERY in self.roles or INGESTER in self.roles:
-            self.storage = make_storage(self.config)
+            writes = COLLECTOR in self.roles or INGESTER in self.roles
+            self.storage = make_storage(self.config, writes=writes)
         if INGESTER in self.roles:
             assert self.storage is not None
             if not self.storage.capabilities.shared_between_processes:

@@ -183,7 +183,7 @@ class TraceFilter:
                 if number in plans:
                     plan = plans[number]
                 else:
-                    plan = plans[number] = self._plan(origins[number])
+                    plan = plans[number] = self.plan(origins[number])
                 if plan is None:
                     continue
                 if operation and name != operation:
@@ -198,11 +198,11 @@ class TraceFilter:
                     continue
                 if dur_max is not None and end - start > dur_max:
                     continue
-                if not plan or _tags_match(plan, raw, kind, status):
+                if not plan or tags_match(plan, raw, kind, status):
                     yield entry
                     break
 
-    def _plan(self, origin: Origin | None) -> tuple[TagTest, ...] | None:
+    def plan(self, origin: Origin | None) -> tuple[TagTest, ...] | None:
         if origin is None:  # cannot happen for a stored span; be safe rather than crash a search
             return None
         if self.query.service and origin.service != self.query.service:
@@ -217,7 +217,7 @@ class TraceFilter:
         return tuple(open_tests)
 
 
-def _tags_match(tests: tuple[TagTest, ...], raw: bytes, kind: int, status: int) -> bool:
+def tags_match(tests: tuple[TagTest, ...], raw: bytes, kind: int, status: int) -> bool:
     undecided: list[TagTest] = []
     for test in tests:
         verdict = test.on_span(raw, kind, status)

@@ -186,7 +186,7 @@ class MemoryStore:
         oldest.spans.clear()
 
     def _origin(self, resource: Resource, scope: Scope) -> Origin:
-        key = _origin_key(resource, scope)
+        key = origin_key(resource, scope)
         origin = self._interned.get(key)
         if origin is None:
             service = resource.service_name
@@ -211,7 +211,7 @@ def _text_form(attributes: Attributes) -> dict[str, str]:
     return {key: value_to_text(value) for key, value in attributes.items()}
 
 
-def _origin_key(resource: Resource, scope: Scope) -> object:
+def origin_key(resource: Resource, scope: Scope) -> object:
     return (
         _frozen(resource.attributes),
         resource.dropped_attributes_count,
