@@ -1,0 +1,54 @@
+"""Elasticsearch storage for tests: the session's real node, a fresh index prefix per store."""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+from pathlib import Path
+
+from tests.support.search_node import shared_node
+from tracemesh.storage.elasticsearch.config import ElasticConfig
+from tracemesh.storage.elasticsearch.factory import ElasticStorage
+
+KEEP_PREFIXES = 8  # stores that may still be open; older test stores are deleted
+_prefixes: list[str] = []
+
+
+def test_config(url: str, prefix: str, **overrides: object) -> ElasticConfig:
+    """One shard, no replica, refresh on every write (readable at once), fail fast in tests."""
+    settings: dict[str, object] = {
+        "server_urls": (url,),
+        "index_prefix": prefix,
+        "num_shards": 1,
+        "num_replicas": 0,
+        "refresh": "true",
+        "bulk_flush_interval": 0.0,
+        "bulk_retry_timeout": 60.0,
+    }
+    settings.update(overrides)
+    return ElasticConfig(**settings)  # type: ignore[arg-type]
+
+
+def prefix_for(path: Path) -> str:
+    return "t" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+
+
+def storage_for(path: Path) -> ElasticStorage:
+    """A store on the shared node named after `path`: the same path reopens the same data."""
+    node = shared_node()
+    prefix = prefix_for(path)
+    if prefix not in _prefixes:
+        _prefixes.append(prefix)
+        while len(_prefixes) > KEEP_PREFIXES:
+            delete_prefix(node.url, _prefixes.pop(0))
+    return ElasticStorage(test_config(node.url, prefix))
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    for path in (f"/{prefix}-jaeger-*", f"/_index_template/{prefix}-jaeger-*",
+                 f"/_template/{prefix}-jaeger-*"):  # fmt: skip
+        request = urllib.request.Request(url + path, method="DELETE")
+        try:
+            urllib.request.urlopen(request, timeout=30).close()
+        except OSError:
+            pass  # absent (404), or the other template API of this dialect
