@@ -73,7 +73,11 @@ def fetch(kind: str, version: str) -> Path:
 
 def java_home(kind: str, version: str) -> str:
     major = int(version.split(".")[0])
-    needs = 21 if (kind == "elasticsearch" and major >= 9) or kind == "opensearch" and major >= 3 else 17
+    needs = (
+        21
+        if (kind == "elasticsearch" and major >= 9) or (kind == "opensearch" and major >= 3)
+        else 17
+    )
     for release, home in sorted(JAVA_HOMES.items()):
         if release >= needs and Path(home, "bin", "java").exists():
             return home
@@ -111,8 +115,8 @@ class SearchNode:
         config = self.root / "config"
         shutil.copytree(self.home / "config", config)
         options = (self.home / "config" / "jvm.options").read_text().splitlines()
-        kept = [line for line in options if not any(
-            word in line for word in ("Xlog", "HeapDump", "ErrorFile", "-Xms", "-Xmx"))]  # fmt: skip
+        dropped = ("Xlog", "HeapDump", "ErrorFile", "-Xms", "-Xmx")  # files in cwd, heap: ours
+        kept = [line for line in options if not any(word in line for word in dropped)]
         (config / "jvm.options").write_text("\n".join(kept) + "\n")
         for name in ("data", "logs"):
             (self.root / name).mkdir()
@@ -154,7 +158,7 @@ class SearchNode:
             run_as = {"user": "nobody", "group": "nogroup", "extra_groups": []}
         began = time.monotonic()
         with (self.root / "node.out").open("ab") as out:
-            self.process = subprocess.Popen(  # noqa: S603
+            self.process = subprocess.Popen(
                 [str(self.home / "bin" / self.kind), *self.settings()],
                 cwd=self.root, env=env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True, **run_as,  # type: ignore[arg-type]

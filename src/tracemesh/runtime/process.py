@@ -54,6 +54,10 @@ ADMIN_PORT = {"agent": ports.AGENT_ADMIN_HTTP, "query": ports.QUERY_ADMIN_HTTP}
 def make_storage(config: Config) -> Storage:
     if config.storage == "memory":
         return MemoryStorage(MemoryConfig(max_traces=config.memory_max_traces))
+    if config.storage == "elasticsearch":
+        from tracemesh.storage.elasticsearch.factory import ElasticStorage, config_from
+
+        return ElasticStorage(config_from(config))
     raise ValueError(f"unknown storage {config.storage!r}")
 
 

@@ -23,7 +23,7 @@ class ElasticConfig:
     bulk_size: int = 5_000_000  # bytes in one bulk request at most
     bulk_actions: int = 1000  # spans in one bulk request at most
     bulk_workers: int = 2  # bulk requests in flight at once
-    bulk_flush_interval: float = 0.2  # seconds a partial bulk waits for more spans
+    bulk_flush_interval: float = 0.0  # seconds a partial bulk waits for concurrent writes
     bulk_retry_timeout: float = 600.0  # seconds a bulk is retried through an outage
     refresh: str = "wait_for"  # when a write returns: wait_for/true = searchable; false = ~1 s
     max_span_age: float = 72 * 3600.0  # seconds back that service lists and searches look

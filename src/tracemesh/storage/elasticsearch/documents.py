@@ -218,7 +218,9 @@ class OtlpEnvelope:
         )
         attributes_to_pb(scope.attributes, pb_scope.attributes)
         self._head = length_delimited(1, pb_resource.SerializeToString())
-        self._tail = length_delimited(3, resource.schema_url.encode()) if resource.schema_url else b""
+        self._tail = (
+            length_delimited(3, resource.schema_url.encode()) if resource.schema_url else b""
+        )
         self._scope = length_delimited(1, pb_scope.SerializeToString())
         if scope.schema_url:
             self._scope += length_delimited(3, scope.schema_url.encode())
@@ -257,8 +259,10 @@ class Reader:
                 envelope.resource, envelope.schema_url
             )
         scope_spans = envelope.scope_spans[0]
-        scope_key = scope_spans.scope.SerializeToString(deterministic=True) + b"\0" + (
-            scope_spans.schema_url.encode()
+        scope_key = (
+            scope_spans.scope.SerializeToString(deterministic=True)
+            + b"\0"
+            + (scope_spans.schema_url.encode())
         )
         scope = self._scopes.get(scope_key)
         if scope is None:
@@ -329,7 +333,9 @@ def _jaeger_tag(kv: JSON) -> pb.KeyValue:
     v_type = _TYPES.get(kind)
     try:
         if v_type == pb.BOOL:
-            tag.v_bool = value if isinstance(value, bool) else str(value).lower() in ("true", "1", "t")
+            tag.v_bool = (
+                value if isinstance(value, bool) else str(value).lower() in ("true", "1", "t")
+            )
         elif v_type == pb.INT64:
             tag.v_int64 = int(value)  # type: ignore[arg-type]
         elif v_type == pb.FLOAT64:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from tracemesh.storage.api import Capabilities, StorageError
 from tracemesh.storage.elasticsearch.client import Dialect, ElasticClient
@@ -112,3 +113,36 @@ class ElasticStorage:
     def rejected_documents(self) -> int:
         """Documents the cluster refused for good (logged each time)."""
         return self._indexer.rejected if self._indexer is not None else 0
+
+
+def config_from(settings: object) -> ElasticConfig:
+    """The backend's settings from a process `Config` (its `es_*` fields)."""
+
+    def get(name: str) -> Any:
+        return getattr(settings, "es_" + name)
+
+    def items(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    return ElasticConfig(
+        server_urls=items(get("server_urls")),
+        username=get("username"),
+        password=get("password"),
+        tls_ca=get("tls_ca"),
+        tls_skip_verify=get("tls_skip_host_verify"),
+        index_prefix=get("index_prefix"),
+        num_shards=get("num_shards"),
+        num_replicas=get("num_replicas"),
+        use_aliases=get("use_aliases"),
+        create_index_templates=get("create_index_templates"),
+        version=get("version"),
+        bulk_size=get("bulk_size"),
+        bulk_actions=get("bulk_actions"),
+        bulk_workers=get("bulk_workers"),
+        bulk_flush_interval=get("bulk_flush_interval"),
+        refresh=get("refresh"),
+        max_span_age=get("max_span_age"),
+        tags_as_fields_all=get("tags_as_fields_all"),
+        tags_as_fields_include=items(get("tags_as_fields_include")),
+        tags_as_fields_dot_replacement=get("tags_as_fields_dot_replacement"),
+    )

@@ -149,7 +149,9 @@ class ElasticReader:
         operations: set[Operation] = set()
         for bucket in answer.get("aggregations", {}).get("operations", {}).get("buckets", []):
             for kind in bucket["kinds"]["buckets"]:
-                operations.add(Operation(str(bucket["key"]), SpanKind.from_jaeger_name(kind["key"])))
+                operations.add(
+                    Operation(str(bucket["key"]), SpanKind.from_jaeger_name(kind["key"]))
+                )
         return sorted(operations, key=lambda op: (op.name, op.span_kind))
 
     # ---- dependencies --------------------------------------------------------------------------

@@ -144,8 +144,10 @@ class BulkIndexer:
                     log.warning("Elasticsearch bulk failed, retrying for up to %.0fs: %s",
                                 self._config.bulk_retry_timeout, exc)  # fmt: skip
                 if time.monotonic() + delay > deadline:
-                    raise StorageError(f"bulk of {len(pending)} documents failed for "
-                                       f"{self._config.bulk_retry_timeout:.0f}s: {exc}") from exc
+                    raise StorageError(
+                        f"bulk of {len(pending)} documents failed for "
+                        f"{self._config.bulk_retry_timeout:.0f}s: {exc}"
+                    ) from exc
                 self.retries += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
@@ -209,7 +211,9 @@ class ElasticWriter:
         for group in batch.groups:
             process_doc = split_process(process(group.resource), self._tag_fields)
             service = process_doc["serviceName"]
-            envelope = OtlpEnvelope(group.resource, group.scope) if self._config.store_otlp else None
+            envelope = (
+                OtlpEnvelope(group.resource, group.scope) if self._config.store_otlp else None
+            )
             for row in group.rows:
                 span = span_from_row(row.raw, group.resource, group.scope)
                 otlp = envelope.wrap(row.raw) if envelope is not None else None
