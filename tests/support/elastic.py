@@ -15,7 +15,7 @@ KEEP_PREFIXES = 8  # stores that may still be open; older test stores are delete
 _prefixes: list[str] = []
 
 
-def test_config(url: str, prefix: str, **overrides: object) -> ElasticConfig:
+def config_for_tests(url: str, prefix: str, **overrides: object) -> ElasticConfig:
     """One shard, no replica, refresh on every write (readable at once), fail fast in tests."""
     settings: dict[str, object] = {
         "server_urls": (url,),
@@ -42,7 +42,7 @@ def storage_for(path: Path) -> ElasticStorage:
         _prefixes.append(prefix)
         while len(_prefixes) > KEEP_PREFIXES:
             delete_prefix(node.url, _prefixes.pop(0))
-    return ElasticStorage(test_config(node.url, prefix))
+    return ElasticStorage(config_for_tests(node.url, prefix))
 
 
 def delete_prefix(url: str, prefix: str) -> None:
