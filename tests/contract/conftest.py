@@ -14,23 +14,15 @@ import pytest
 
 from tests.contract.harness import Backend
 from tests.support.elastic import storage_for as elastic_storage
-from tests.support.search_node import stop_shared_node
 from tracemesh.storage.api import Storage
 from tracemesh.storage.memory.config import MemoryConfig
 from tracemesh.storage.memory.factory import MemoryStorage
 
 BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda _: MemoryStorage(MemoryConfig(max_traces=100_000)),
-    # a real Elasticsearch (or OpenSearch) node, started once per session: tests/support
+    # a real Elasticsearch (or OpenSearch) node, one per session: tests/support/search_node.py
     "elasticsearch": elastic_storage,
 }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _search_node() -> Iterator[None]:
-    """Stops the search node if a test started it."""
-    yield
-    stop_shared_node()
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.search_node import SearchNode, shared_node, stop_shared_node
+from tests.support.search_node import SearchNode, shared_node
 
 
 @pytest.fixture(scope="session")
-def node() -> Iterator[SearchNode]:
-    yield shared_node()
-    stop_shared_node()
+def node() -> SearchNode:
+    return shared_node()  # stopped when the session ends (tests/conftest.py)
 
 
 @pytest.fixture
