@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from tracemesh.cli import es_commands
 from tracemesh.runtime import config as cfg
 from tracemesh.runtime import proxy_options
 
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
         proxy_options.add_arguments(role, name)
+    es_commands.add_parsers(sub)
     return parser
 
 
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command in PROXY_COMMANDS:
         return _run_proxy(args)
+    if args.command in es_commands.COMMANDS:
+        return es_commands.run(args)
     config = cfg.from_namespace(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -153,10 +153,13 @@ def env_name(flag: str) -> str:
     return "TRACEMESH_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, only: str = "") -> None:
+    """Every option, or only those whose flag starts with `only` (e.g. `--es.`)."""
     defaults = Config()
     types = {f.name: f.type for f in fields(Config)}
     for flag, (name, text) in OPTIONS.items():
+        if not flag.startswith(only):
+            continue
         default: Any = getattr(defaults, name)
         kind: Any = {"int": int, "float": float, "str": str, "bool": parse_bool}[str(types[name])]
         env = env_name(flag)
@@ -177,4 +180,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def from_namespace(args: argparse.Namespace) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    """The settings parsed; options a command does not take keep their defaults."""
+    defaults = Config()
+    return Config(
+        **{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(Config)}
+    )
