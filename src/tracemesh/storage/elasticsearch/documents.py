@@ -246,7 +246,7 @@ class Reader:
         if isinstance(otlp, str):
             try:
                 return self._from_otlp(base64.b64decode(otlp))
-            except (binascii.Error, ProtoDecodeError, ValueError, IndexError):
+            except (binascii.Error, ProtoDecodeError, ValueError, IndexError, RuntimeError):
                 pass  # damaged: fall back to Jaeger's fields
         return self.jaeger_span(doc)
 
@@ -301,7 +301,7 @@ class Reader:
             proc = doc.get("process") or {}
             jspan.process.service_name = str(proc.get("serviceName") or "")
             jspan.process.tags.extend(self._tags(proc.get("tags"), proc.get("tag")))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DecodeError(f"not a Jaeger span document: {exc!r}") from None
         decoded = spans_from_batch(pb.Batch(spans=[jspan]))
         if not decoded.spans:
