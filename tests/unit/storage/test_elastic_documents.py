@@ -101,3 +101,25 @@ def test_hostile_ids_and_times(trace: str, start: int, duration: int) -> None:
     except DecodeError:
         return
     assert len(span.trace_id) == 16 and span.start_ns > 0
+
+
+def test_es_flags_make_the_storage() -> None:
+    from tracemesh.cli.main import build_parser
+    from tracemesh.runtime.config import from_namespace
+    from tracemesh.runtime.process import make_storage
+    from tracemesh.storage.elasticsearch.factory import ElasticStorage
+
+    args = build_parser().parse_args([
+        "collector", "--storage", "elasticsearch",
+        "--es.server-urls", "http://a:9200, https://b:9200", "--es.index-prefix", "prod",
+        "--es.num-shards", "3", "--es.use-aliases", "true", "--es.tags-as-fields.include",
+        "http.method,peer.service", "--es.tls.skip-host-verify", "1", "--es.bulk.workers", "4",
+    ])  # fmt: skip
+    storage = make_storage(from_namespace(args))
+    assert isinstance(storage, ElasticStorage)
+    config = storage.config
+    assert config.server_urls == ("http://a:9200", "https://b:9200")
+    assert (config.index_prefix, config.num_shards, config.num_replicas) == ("prod", 3, 1)
+    assert config.use_aliases and config.tls_skip_verify and config.bulk_workers == 4
+    assert config.tags_as_fields_include == ("http.method", "peer.service")
+    assert storage.indices.write_span(0) == "prod-jaeger-span-write"
