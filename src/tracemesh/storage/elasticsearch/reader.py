@@ -135,7 +135,7 @@ class ElasticReader:
         elif span_kind is not None:
             filters.append({"term": {"spanKind": span_kind.jaeger_name}})
         size = self._config.max_doc_count
-        body = {
+        body: JSON = {
             "size": 0,
             "query": {"bool": {"filter": filters}},
             "aggs": {
@@ -145,7 +145,16 @@ class ElasticReader:
                 }
             },
         }
-        answer = await self._search(self._indices.read_services(), body)
+        index = self._indices.read_services()
+        try:
+            answer = await self._search(index, body)
+        except ElasticError as exc:
+            if exc.status != 400:
+                raise
+            # an index made from Jaeger's own template maps `spanKind` dynamically, as text
+            kinds = body["aggs"]["operations"]["aggs"]["kinds"]["terms"]
+            kinds["field"] = "spanKind.keyword"
+            answer = await self._search(index, body)
         operations: set[Operation] = set()
         for bucket in answer.get("aggregations", {}).get("operations", {}).get("buckets", []):
             for kind in bucket["kinds"]["buckets"]:
