@@ -63,7 +63,7 @@ def spans(count: int, now_ns: int) -> list[Span]:
 async def run(url: str, prefix: str, data: list[Span], store_otlp: bool) -> dict[str, float]:
     config = dataclasses.replace(
         config_for_tests(url, prefix), refresh="false", store_otlp=store_otlp,
-        bulk_workers=2, bulk_actions=1000,
+        bulk_workers=2, bulk_actions=1000, timeout=300.0,
     )  # fmt: skip
     storage = ElasticStorage(config)
     await storage.start()
@@ -108,6 +108,7 @@ async def run(url: str, prefix: str, data: list[Span], store_otlp: bool) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=2, help="pairs of runs (otlp on, off)")
     args = parser.parse_args()
     kind, version = node_spec()
     node = SearchNode(kind, version, java_options="-Xms1g -Xmx1g")
@@ -115,7 +116,7 @@ def main() -> None:
     print(f"{kind} {version} up in {node.startup_seconds:.1f}s", flush=True)
     try:
         data = spans(args.spans, time.time_ns())
-        for otlp in (True, False, True, False):
+        for otlp in [True, False] * args.runs:
             result = asyncio.run(
                 run(node.url, f"bench-{int(otlp)}-{time.monotonic_ns()}", data, otlp)
             )
