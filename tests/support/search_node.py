@@ -210,16 +210,24 @@ class SearchNode:
 
 
 _node: SearchNode | None = None
+_failure: NodeError | None = None
 
 
 def shared_node() -> SearchNode:
-    """The session's node, started on first use; `stop_shared_node()` ends it."""
-    global _node
+    """The session's node, started on first use; `stop_shared_node()` ends it. When it cannot
+    be fetched or started, every later call fails at once with the same error."""
+    global _node, _failure
+    if _failure is not None:
+        raise _failure
     if _node is None:
         kind, version = node_spec()
         node = SearchNode(kind, version)
         try:
             node.start()
+        except NodeError as exc:
+            node.remove()
+            _failure = exc
+            raise
         except BaseException:
             node.remove()
             raise
