@@ -14,6 +14,7 @@ import pytest
 
 from tests.contract import disk_backends
 from tests.contract.harness import Backend
+from tests.support.elastic import storage_for as elastic_storage
 from tracemesh.storage.api import Storage
 from tracemesh.storage.memory.config import MemoryConfig
 from tracemesh.storage.memory.factory import MemoryStorage
@@ -22,6 +23,8 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda _: MemoryStorage(MemoryConfig(max_traces=100_000)),
     "disk": disk_backends.in_log,
     "disk-blocks": disk_backends.in_blocks,
+    # a real Elasticsearch (or OpenSearch) node, one per session: tests/support/search_node.py
+    "elasticsearch": elastic_storage,
 }
 
 

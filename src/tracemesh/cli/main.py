@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from tracemesh.cli import es_commands
 from tracemesh.runtime import config as cfg
 from tracemesh.runtime import proxy_options
 
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     runner_commands.add_mesh_parser(sub)
     runner_commands.add_demo_parser(sub)
+    es_commands.add_parsers(sub)
     return parser
 
 
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         from tracemesh.runner import commands as runner_commands
 
         return runner_commands.main(args)
+    if args.command in es_commands.COMMANDS:
+        return es_commands.run(args)
     config = cfg.from_namespace(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

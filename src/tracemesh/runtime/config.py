@@ -54,6 +54,27 @@ class Config:
     kafka_consumer_group_id: str = "jaeger-ingester"
     kafka_consumer_encoding: str = "protobuf"
     ingester_batch_messages: int = 2_000
+    # --storage elasticsearch (Jaeger's flag names; see storage/elasticsearch/README.md)
+    es_server_urls: str = "http://127.0.0.1:9200"
+    es_username: str = ""
+    es_password: str = ""
+    es_tls_ca: str = ""
+    es_tls_skip_host_verify: bool = False
+    es_index_prefix: str = ""
+    es_num_shards: int = 5
+    es_num_replicas: int = 1
+    es_bulk_size: int = 5_000_000
+    es_bulk_actions: int = 1000
+    es_bulk_workers: int = 2
+    es_bulk_flush_interval: float = 0.0
+    es_use_aliases: bool = False
+    es_create_index_templates: bool = True
+    es_version: int = 0
+    es_refresh: str = "wait_for"
+    es_max_span_age: float = 72 * 3600.0
+    es_tags_as_fields_all: bool = False
+    es_tags_as_fields_include: str = ""
+    es_tags_as_fields_dot_replacement: str = "@"
 
 
 # flag -> (field, help). The variable is TRACEMESH_ + the flag upper-cased, `.`/`-` -> `_`.
@@ -75,7 +96,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "--storage": (
         "storage",
-        "span storage backend: memory, disk, or kafka (collector: to a topic)",
+        "span storage backend: memory, disk, elasticsearch, or kafka (collector: to a topic)",
     ),
     "--memory.max-traces": ("memory_max_traces", "traces memory storage keeps; oldest evicted"),
     "--disk.path": ("disk_path", "disk storage: directory of the data (created if missing)"),
@@ -130,37 +151,85 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "ingester_batch_messages",
         "messages the ingester stores and commits in one step, at most",
     ),
+    "--es.server-urls": ("es_server_urls", "Elasticsearch/OpenSearch URLs, comma-separated"),
+    "--es.username": ("es_username", "basic auth user name"),
+    "--es.password": ("es_password", "basic auth password"),
+    "--es.tls.ca": ("es_tls_ca", "CA file that signs the cluster's certificate"),
+    "--es.tls.skip-host-verify": ("es_tls_skip_host_verify", "do not verify the certificate"),
+    "--es.index-prefix": ("es_index_prefix", "prefix of index names: <prefix>-jaeger-span-..."),
+    "--es.num-shards": ("es_num_shards", "shards of each new index (index templates)"),
+    "--es.num-replicas": ("es_num_replicas", "replicas of each new index (index templates)"),
+    "--es.bulk.size": ("es_bulk_size", "bytes in one bulk request at most"),
+    "--es.bulk.actions": ("es_bulk_actions", "documents in one bulk request at most"),
+    "--es.bulk.workers": ("es_bulk_workers", "bulk requests in flight at once"),
+    "--es.bulk.flush-interval": (
+        "es_bulk_flush_interval",
+        "seconds a partial bulk waits for documents of concurrent writes (0: send at once)",
+    ),
+    "--es.use-aliases": ("es_use_aliases", "rollover mode: jaeger-span-write/-read aliases"),
+    "--es.create-index-templates": ("es_create_index_templates", "put Jaeger's index templates"),
+    "--es.version": ("es_version", "Elasticsearch major version to speak (0: ask the cluster)"),
+    "--es.refresh": (
+        "es_refresh",
+        "bulk refresh: wait_for (searchable on ack), true (force a refresh) or false (~1 s later)",
+    ),
+    "--es.max-span-age": ("es_max_span_age", "seconds back that service lists look"),
+    "--es.tags-as-fields.all": ("es_tags_as_fields_all", "store every tag in the `tag` object"),
+    "--es.tags-as-fields.include": (
+        "es_tags_as_fields_include",
+        "comma-separated tag keys to store in the `tag` object",
+    ),
+    "--es.tags-as-fields.dot-replacement": (
+        "es_tags_as_fields_dot_replacement",
+        "replaces `.` in tag keys of the `tag` object",
+    ),
 }
 
-STORAGE_CHOICES = ("memory", "disk", "kafka")
+STORAGE_CHOICES = ("memory", "disk", "elasticsearch", "kafka")
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
 
 
 def env_name(flag: str) -> str:
     return "TRACEMESH_" + flag.lstrip("-").upper().replace(".", "_").replace("-", "_")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, only: str = "") -> None:
+    """Every option, or only those whose flag starts with `only` (e.g. `--es.`)."""
     defaults = Config()
     types = {f.name: f.type for f in fields(Config)}
     for flag, (name, text) in OPTIONS.items():
+        if not flag.startswith(only):
+            continue
         default: Any = getattr(defaults, name)
-        kind = {"int": int, "float": float, "str": str}[str(types[name])]
+        kind: Any = {"int": int, "float": float, "str": str, "bool": parse_bool}[str(types[name])]
         env = env_name(flag)
         if env in os.environ:
             try:
                 default = kind(os.environ[env])
             except ValueError:
-                parser.error(f"{env}={os.environ[env]!r} is not a valid {kind.__name__}")
+                parser.error(f"{env}={os.environ[env]!r} is not a valid {types[name]}")
         parser.add_argument(
             flag,
             dest=name,
             type=kind,
             default=default,
-            metavar=kind.__name__.upper(),
+            metavar=str(types[name]).upper(),
             choices=STORAGE_CHOICES if name == "storage" else None,
             help=f"{text} (env {env}, default {getattr(defaults, name)!r})",
         )
 
 
 def from_namespace(args: argparse.Namespace) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    """The settings parsed; options a command does not take keep their defaults."""
+    defaults = Config()
+    return Config(
+        **{f.name: getattr(args, f.name, getattr(defaults, f.name)) for f in fields(Config)}
+    )

@@ -89,6 +89,10 @@ def make_storage(config: Config, writes: bool = True) -> Storage:
                 writable=writes,
             )
         )
+    if config.storage == "elasticsearch":
+        from tracemesh.storage.elasticsearch.factory import ElasticStorage, config_from
+
+        return ElasticStorage(config_from(config))
     raise ValueError(f"unknown storage {config.storage!r}")
 
 

@@ -1,0 +1,1 @@
+"""Elasticsearch / OpenSearch storage in Jaeger's index layout (see README.md)."""
