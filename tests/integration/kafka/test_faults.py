@@ -32,6 +32,8 @@ from tests.integration.kafka.harness import (
 )
 from tests.servers.kafka import KafkaBroker
 
+pytestmark = pytest.mark.slow  # brokers restarted and processes killed: ~1-3 min together
+
 
 def started(*starts: Callable[[], Server]) -> list[Server]:
     """Processes started two at a time: their startup is mostly waiting on imports."""
