@@ -3,8 +3,10 @@ process reads what a collector writes, and a directory that is not ours stops th
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +86,52 @@ def test_a_directory_that_is_not_a_store_stops_the_start(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "is not a tracemesh disk store" in result.stderr
     assert (foreign / "holiday.jpg").read_bytes() == b"\xff\xd8 not spans"
+
+
+PROTOBUF = {"content-type": "application/x-protobuf"}
+
+
+def test_a_collector_killed_mid_ingest_keeps_every_span_it_acknowledged(tmp_path: Path) -> None:
+    """Clients keep sending while the collector is killed with SIGKILL: every trace whose request
+    was answered 200 is whole afterwards (the collector answers only after the fsync)."""
+    flags = ("--storage", "disk", "--disk.path", str(tmp_path / "data"))
+    collector = start(tmp_path, *flags, command="collector")
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def client(first: int) -> None:
+        svc = process("killed-svc")
+        with httpx.Client(timeout=5) as http:
+            for number in range(first, first + 100_000, 4):
+                if stop.is_set():
+                    return
+                spans = [make_span(number, 1, svc)]
+                spans += [make_span(number, i, svc, parent=1) for i in range(2, 21)]
+                body = request_from_spans(spans).SerializeToString()
+                try:
+                    response = http.post(collector.otlp_http, content=body, headers=PROTOBUF)
+                except httpx.HTTPError:
+                    return  # the collector is gone
+                if response.status_code == 200:
+                    acknowledged.append(number)
+
+    threads = [threading.Thread(target=client, args=(1 + i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    collector.stop(signal.SIGKILL)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert len(acknowledged) >= 40, collector.log()
+    query = start(tmp_path, *flags, command="query")
+    try:
+        for number in acknowledged:
+            url = f"{query.query}/api/traces/{trace_id(number).hex()}"
+            response = httpx.get(url)
+            assert response.status_code == 200, (number, response.text)
+            assert len(response.json()["data"][0]["spans"]) == 20, number
+    finally:
+        assert query.stop() == 0, query.log()

@@ -55,6 +55,9 @@ class DiskStorage:
 
     name = "disk"
     capabilities = CAPABILITIES
+    # A collector answers its clients only once their spans are written (the pipeline's confirm
+    # mode): an acknowledged span is on disk, not in a queue that a crash would lose.
+    confirms_writes = True
 
     def __init__(self, config: DiskConfig) -> None:
         self.config = config
