@@ -282,17 +282,21 @@ def test_grpc_through_the_gateway_starts_the_trace(server: Server, mesh_file: st
         async with grpc_mesh(server, mesh_file) as m, channel(m.gateway) as ch:
             assert await ch.unary_unary(method("Reverse"))(b"edge") == b"egde"
             seen = m.echo.seen[-1]
-            return seen, await wait_for_trace(server, seen["x-b3-traceid"], 2)
+            return seen, await wait_for_trace(server, seen["x-b3-traceid"], 3)
 
     seen, trace = run(main())
     spans = spans_by_key(trace)
-    assert spans.keys() == {("ingress-gateway.default", "client"), ("echo.default", "server")}
-    edge, srv = spans[("ingress-gateway.default", "client")], spans[("echo.default", "server")]
-    assert parent(edge) is None and parent(srv) == edge["spanID"]
+    gateway = "ingress-gateway.default"
+    assert spans.keys() == {(gateway, "server"), (gateway, "client"), ("echo.default", "server")}
+    edge, call = spans[(gateway, "server")], spans[(gateway, "client")]
+    srv = spans[("echo.default", "server")]
+    assert parent(edge) is None and parent(call) == edge["spanID"]
+    assert parent(srv) == call["spanID"]  # the service hangs under the gateway's upstream span
     assert edge["operationName"] == srv["operationName"] == f"echo:{ECHO_PORT}/{SERVICE}/*"
-    e, s = tags(edge), tags(srv)
+    assert call["operationName"] == f"router outbound|{ECHO_PORT}||echo egress"
+    e, c, s = tags(edge), tags(call), tags(srv)
     assert e["http.protocol"] == s["http.protocol"] == "HTTP/2"
     assert e["grpc.status_code"] == s["grpc.status_code"] == "0"
-    assert e["upstream_cluster"] == f"outbound|{ECHO_PORT}||echo"
+    assert c["upstream_cluster"] == f"outbound|{ECHO_PORT}||echo"
     request_id = e["guid:x-request-id"]
     assert len(request_id) == 36 and request_id == s["guid:x-request-id"] == seen["x-request-id"]
