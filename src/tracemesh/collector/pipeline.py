@@ -4,7 +4,7 @@ The queue is measured in spans, not requests, so its bound is a memory bound. Wh
 would exceed it, `submit` refuses at once with `QueueFullError` and the receiver tells the client
 to retry later (HTTP 503, gRPC UNAVAILABLE): a span is either refused or acknowledged, and every
 acknowledged span is written or, only after bounded retries fail, counted and logged as lost.
-With `confirm=True` (storage that is itself the durable hand-off, such as Kafka) `submit` also
+With `confirm=True` (storage that is the durable hand-off: Kafka, the disk store) `submit` also
 returns a future that resolves once the batch is written, or fails with `StorageError`: receivers
 await it and acknowledge the client only then.
 All methods must be called from the event loop the pipeline was started in.

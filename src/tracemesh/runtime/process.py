@@ -162,7 +162,7 @@ class Process:
         sink: BatchSink | None = None
         if COLLECTOR in self.roles:
             assert self.storage is not None
-            # Storage that is the durable hand-off (Kafka) acknowledges clients itself: they
+            # Storage that is the durable hand-off (Kafka, disk) acknowledges clients itself: they
             # wait for the write, so the pipeline neither lingers nor retries for long.
             confirm = getattr(self.storage, "confirms_writes", False)
             self.pipeline = Pipeline(
