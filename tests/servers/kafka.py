@@ -158,7 +158,9 @@ class KafkaBroker:
         return f"127.0.0.1:{self.port}"
 
     def _format(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: "-x" reads as a flag
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             [self.java, "-Xmx128m", "-cp", f"{self.libs}/*", "kafka.tools.StorageTool",
              "format", "-t", cluster_id, "-c", str(self.properties)],
