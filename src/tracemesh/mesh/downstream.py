@@ -211,9 +211,6 @@ class ClientConnection(asyncio.Protocol):
             decision = Respond(500, b"proxy handler error\n")
         if isinstance(decision, Forward):
             self._forward(decision)
-        elif head.method == b"PRI":  # h2c: no HTTP/1 answer makes sense to an HTTP/2 client
-            ex.add_flag(decision.flag)
-            self._close()
         elif decision.delay > 0:
             ex.add_flag(flags.DELAY_INJECTED)
             self.waiting = True  # the body waits, queued, until the answer
@@ -316,12 +313,12 @@ class ClientConnection(asyncio.Protocol):
         if wait > 0:
             self.delay = asyncio.get_running_loop().call_later(wait, self._delayed)
         else:
-            self._connect(fresh=head.method == b"PRI")  # a tunnel never shares a connection
+            self._connect(fresh=False)
 
     def _delayed(self) -> None:
         self.delay = None
         if self.ex is not None and not self.closing:
-            self._connect(fresh=self.head.method == b"PRI")
+            self._connect(fresh=False)
             self._pump()
 
     def _connect(self, *, fresh: bool) -> None:
@@ -347,12 +344,9 @@ class ClientConnection(asyncio.Protocol):
         conn.parser.start(self.head.method)
         if not self.client_writable:
             conn.pause_reading(True)
-        if self.head.method == b"PRI":
-            self._start_tunnel()
-        else:
-            self.up_out.append(self.up_head)
-            if self.req_done:  # a retry: the (bodiless) request already ended
-                self._arm_response_timeout()
+        self.up_out.append(self.up_head)
+        if self.req_done:  # a retry: the (bodiless) request already ended
+            self._arm_response_timeout()
         conn.adopt(self)
 
     def _arm_response_timeout(self) -> None:
@@ -516,7 +510,7 @@ class ClientConnection(asyncio.Protocol):
     def upstream_writable(self, writable: bool) -> None:
         self._pause(UPSTREAM_FULL, not writable)
 
-    # -- tunnels: after a 101, or HTTP/2 prior knowledge (h2c) --
+    # -- after a 101, a byte tunnel; HTTP/2 prior knowledge (h2c) goes to h2_downstream --
 
     def _tunnel_event(self, event: Tunnel) -> None:
         self.upgrade_rest = [event.data] if event.data else []  # held until the tunnel opens
@@ -543,8 +537,6 @@ class ClientConnection(asyncio.Protocol):
         self.req_done = True
         if self.up is not None:
             self.up.raw = True
-        if self.resp_head is None:
-            self.resp_started = True  # nothing HTTP/1 can be said on this connection any more
         rest, self.upgrade_rest = self.upgrade_rest or [], None
         for data in rest:
             self._tunnel_data(data)
