@@ -208,15 +208,9 @@ class H2ServerConnection(asyncio.Protocol):
             self._goaway()
 
     def _window_opened(self, stream_id: int) -> None:
-        if stream_id == 0:
-            for sent_on, size in self.sender.flush_all().items():
-                stream = self.streams.get(sent_on)
-                if stream is not None:
-                    stream.response_sent(size)
-        else:
-            size = self.sender.flush(stream_id)
-            stream = self.streams.get(stream_id)
-            if size and stream is not None:
+        for sent_on, size in self.sender.window_opened(stream_id).items():
+            stream = self.streams.get(sent_on)
+            if stream is not None:
                 stream.response_sent(size)
 
     # -- writing --

@@ -194,15 +194,9 @@ class H2Upstream(asyncio.Protocol):
         return owner
 
     def _window_opened(self, stream_id: int) -> None:
-        if stream_id == 0:
-            for sent_on, size in self.sender.flush_all().items():
-                owner = self.owners.get(sent_on)
-                if owner is not None:
-                    owner.h2_sent(size)
-        else:
-            size = self.sender.flush(stream_id)
-            owner = self.owners.get(stream_id)
-            if size and owner is not None:
+        for sent_on, size in self.sender.window_opened(stream_id).items():
+            owner = self.owners.get(sent_on)
+            if owner is not None:
                 owner.h2_sent(size)
 
     def _goaway(self, last_stream_id: int | None) -> None:

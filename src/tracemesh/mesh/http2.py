@@ -409,6 +409,13 @@ class Sender:
                 out[stream_id] = sent
         return out
 
+    def window_opened(self, stream_id: int) -> dict[int, int]:
+        """After a WINDOW_UPDATE on `stream_id` (0: the connection): {stream: data bytes sent}."""
+        if stream_id == 0:
+            return self.flush_all()
+        sent = self.flush(stream_id)
+        return {stream_id: sent} if sent else {}
+
     @property
     def streams(self) -> list[int]:
         return list(self._queues)
