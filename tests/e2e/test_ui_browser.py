@@ -45,12 +45,20 @@ def test_in_browser(ui_server: tuple[Server, dict[str, object]], name: str) -> N
     srv, seeded = ui_server
     env = {**os.environ, "TRACEMESH_URL": srv.query, "TRACEMESH_SEED": json.dumps(seeded),
            "TRACEMESH_RESULTS": str(ROOT / "bench" / "out")}  # fmt: skip
-    run = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", f"e2e/{name}"],
-        cwd=ROOT / "ui",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=840,
-    )
+    try:
+        run = subprocess.run(
+            ["node", "--test", "--test-reporter=spec", f"e2e/{name}"],
+            cwd=ROOT / "ui",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=840,
+        )
+    except subprocess.TimeoutExpired as stuck:  # what it printed says where it stopped
+        pytest.fail(f"{name} did not finish in {stuck.timeout} s:\n{_text(stuck.stdout)}\n"
+                    f"{_text(stuck.stderr)}")  # fmt: skip
     assert run.returncode == 0, f"{name} failed:\n{run.stdout}\n{run.stderr}"
+
+
+def _text(output: str | bytes | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""

@@ -33,6 +33,20 @@ after(async () => {
 });
 
 const round = (x) => Math.round(x * 10) / 10;
+/** A progress line on stderr: when a run is stuck, its output says in which step. */
+const started = Date.now();
+const note = (step) => console.error(`[large-trace +${((Date.now() - started) / 1000).toFixed(1)}s] ${step}`);
+/** Runs `work` but gives up after `ms`, naming the step, instead of waiting for ever. */
+async function bounded(step, ms, work) {
+  note(step);
+  let timer;
+  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${step}: no answer in ${ms / 1000} s`)), ms); });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const median = (xs) => percentile(xs, 50);
 function percentile(xs, p) {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -72,16 +86,21 @@ async function openTrace(base, id) {
   const events = [];
   cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
   const traced = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
-  await cdp.send('Tracing.start', { categories: 'disabled-by-default-devtools.timeline,blink.user_timing', transferMode: 'ReportEvents' });
-  await page.goto(`${base}/trace/${id}`);
-  await page.waitForFunction(() => performance.getEntriesByName('trace-rendered').length > 0, null, { timeout: 60_000 });
-  await cdp.send('Tracing.end');
-  await traced;
+  await bounded('start tracing', 30_000, cdp.send('Tracing.start', { categories: 'disabled-by-default-devtools.timeline,blink.user_timing', transferMode: 'ReportEvents' }));
+  await bounded(`open ${base}/trace/${id}`, 90_000, (async () => {
+    await page.goto(`${base}/trace/${id}`);
+    await page.waitForFunction(() => performance.getEntriesByName('trace-rendered').length > 0, null, { timeout: 60_000 });
+  })());
+  await bounded('end tracing', 60_000, Promise.all([cdp.send('Tracing.end'), traced]));
   const timing = await page.evaluate(() => {
     const mark = (name) => performance.getEntriesByName(name)[0].startTime;
     const api = performance.getEntriesByType('resource').find((e) => e.name.includes('/api/traces/'));
+    const bundle = performance.getEntriesByType('resource').find((e) => /\/assets\/index-[^/]*\.js$/.test(e.name));
+    const nav = performance.getEntriesByType('navigation')[0];
     return {
       rendered: mark('trace-rendered'), // navigation start is 0
+      bundleLoaded: bundle.responseEnd, // the app's main script in hand
+      appStarted: nav.domContentLoadedEventEnd, // that script has run: React is rendering
       apiRequested: api.startTime,
       apiAnswered: api.responseEnd,
       fetched: mark('trace-fetched'), // the JSON parsed, the page got it
@@ -132,6 +151,8 @@ async function measureOpening(id, spanCount) {
     openMs: round(median(runs.map((t) => t.rendered))), // navigation start to the first rows painted
     bestOpenMs: round(Math.min(...runs.map((t) => t.rendered))),
     runsMs: runs.map((t) => round(t.rendered)),
+    bundleLoadedMs: round(median(runs.map((t) => t.bundleLoaded))),
+    appStartedMs: round(median(runs.map((t) => t.appStarted))),
     apiRequestedMs: round(median(runs.map((t) => t.apiRequested))),
     apiWaitMs: round(median(runs.map((t) => t.apiAnswered - t.apiRequested))),
     afterAnswerMs: round(median(runs.map((t) => t.rendered - t.apiAnswered))), // answer in hand to rows painted
@@ -184,7 +205,7 @@ async function scrollFrames(page, frames, tailFrames) {
 }
 
 async function measureScrolling(page, spanCount, frames = null, tailFrames = 0) {
-  const { deltas, maxRows, lastRow } = await scrollFrames(page, frames, tailFrames);
+  const { deltas, maxRows, lastRow } = await bounded('scroll', 180_000, scrollFrames(page, frames, tailFrames));
   assert.equal(lastRow, spanCount - 1, 'scrolled to the last span');
   assert.ok(maxRows < 200, `${maxRows} rows at most while scrolling`);
   return {
@@ -230,6 +251,7 @@ function timeSearch(page, query) {
 const REPEATS = 3; // each interaction is timed this many times; the median is judged
 
 async function measureInteraction(page) {
+  note('interactions');
   await page.evaluate(() => { document.querySelector('.tl-scroll').scrollTop = 0; });
   await page.locator('.tl-row[data-row="0"]').waitFor();
   const rootToggle = '.tl-row[data-row="0"] .tl-toggle';
@@ -280,7 +302,8 @@ function assertUsable(i) {
   assert.ok(i.searchMs < 1000 * SANITY, `search ${i.searchMs}ms`);
 }
 
-test('a 10,000-span trace opens virtualized and scrolls; its timings are recorded', async () => {
+// Each test is bounded well inside the pytest wrapper's limit, so a stuck step fails with its name.
+test('a 10,000-span trace opens virtualized and scrolls; its timings are recorded', { timeout: 360_000 }, async () => {
   const { page, result } = await measureOpening(SEED.large_10k, 10_000);
   result.scroll = await measureScrolling(page, 10_000);
   result.interaction = await measureInteraction(page);
@@ -293,7 +316,7 @@ test('a 10,000-span trace opens virtualized and scrolls; its timings are recorde
   await page.context().close();
 });
 
-test('a 40,000-span trace stays usable', async () => {
+test('a 40,000-span trace stays usable', { timeout: 360_000 }, async () => {
   const { page, result } = await measureOpening(SEED.large_40k, 40_000);
   result.scroll = await measureScrolling(page, 40_000, 400, 100); // the first 10,000 rows and the last 2,500
   result.interaction = await measureInteraction(page);

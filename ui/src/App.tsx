@@ -1,17 +1,21 @@
-import { useRef, useState, type FormEvent } from 'react';
+import { lazy, Suspense, useRef, useState, type FormEvent } from 'react';
 import { Navigate, NavLink, Route, Routes, useNavigate } from 'react-router';
 import { tracesFromFile } from './api/files';
-import ComparePage from './pages/ComparePage';
-import SearchPage from './pages/SearchPage';
-import ServiceGraphPage from './pages/ServiceGraphPage';
 import TracePage from './pages/TracePage';
 import { addLoaded } from './state/loaded';
+
+// The other pages load on first use: a link straight to a large trace then waits only for the
+// trace page's code (the search page's chart and the graph layout are a third of the bundle).
+const SearchPage = lazy(() => import('./pages/SearchPage'));
+const ComparePage = lazy(() => import('./pages/ComparePage'));
+const ServiceGraphPage = lazy(() => import('./pages/ServiceGraphPage'));
 
 export default function App() {
   return (
     <div className="app">
       <TopNav />
       <main className="page">
+        <Suspense fallback={<p className="empty">Loading…</p>}>
         <Routes>
           <Route path="/" element={<Navigate to="/search" replace />} />
           <Route path="/search" element={<SearchPage />} />
@@ -20,6 +24,7 @@ export default function App() {
           <Route path="/dependencies" element={<ServiceGraphPage />} />
           <Route path="*" element={<p className="empty">No page here. <NavLink to="/search">Search traces</NavLink></p>} />
         </Routes>
+        </Suspense>
       </main>
     </div>
   );

@@ -9,6 +9,7 @@ are sent the way Go's `http.Error` sends them (text/plain content type, JSON bod
 from __future__ import annotations
 
 import logging
+import mimetypes
 import pathlib
 import time
 from collections.abc import Awaitable, Callable
@@ -183,6 +184,9 @@ def _package_version() -> str:
         return "unknown"
 
 
+ASSETS = "assets"  # where the UI build puts its content-hashed files
+
+
 class _StaticUI:
     """The UI's build: files as they are, `index.html` (with Jaeger's placeholders filled in) for
     every other path, so the single-page app's own routes work on reload."""
@@ -191,6 +195,10 @@ class _StaticUI:
         self.service = service
         self.root = ui_dir.resolve()
         self.base_path = base_path
+        # Vite's hashed bundles under `assets/`, kept in memory once read: a page's script is then
+        # one write, not a file read in a worker thread per 64 KiB, which on a busy event loop
+        # (answering a large trace at the same moment) delayed a page's start by 100s of ms.
+        self.assets: dict[pathlib.Path, Response] = {}
 
     def index_html(self, raw: bytes) -> bytes:
         caps = self.service.capabilities
@@ -221,13 +229,23 @@ class _StaticUI:
         candidate = (self.root / relative).resolve()
         inside = candidate == self.root or candidate.is_relative_to(self.root)
         if relative and inside and candidate.name != "index.html" and candidate.is_file():
-            return FileResponse(candidate)
+            if candidate.parent != self.root / ASSETS:
+                return FileResponse(candidate)
+            return self.assets.get(candidate) or await self._remember(candidate)
         try:
             raw = await anyio.to_thread.run_sync((self.root / "index.html").read_bytes)
         except OSError:
             log.warning("no index.html in the UI directory %s", self.root)
             return _placeholder_page(self.base_path)
         return HTMLResponse(self.index_html(raw))
+
+    async def _remember(self, path: pathlib.Path) -> Response:
+        body = await anyio.to_thread.run_sync(path.read_bytes)
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        # A hashed name never changes content, so browsers may keep it for good.
+        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+        answer = self.assets[path] = Response(body, media_type=media_type, headers=headers)
+        return answer
 
 
 def _placeholder_page(base_path: str) -> HTMLResponse:

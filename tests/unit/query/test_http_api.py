@@ -371,6 +371,15 @@ def test_static_ui(tmp_path: pathlib.Path) -> None:
     script = client.get("/static/app.js")
     assert script.text == "console.log(1)"
     assert "javascript" in script.headers["content-type"]
+    assert "Cache-Control" not in script.headers  # not content-hashed: may change
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "index-Ab12.js").write_text("let a = 1")
+    for _ in range(2):  # read once, then answered from memory with the same headers
+        bundle = client.get("/assets/index-Ab12.js")
+        assert bundle.text == "let a = 1"
+        assert "javascript" in bundle.headers["content-type"]
+        assert "immutable" in bundle.headers["cache-control"]
+    assert client.get("/assets/missing.js").headers["content-type"].startswith("text/html")
     assert client.get("/api/nope").status_code == 404
     assert client.get("/api/services").json()["data"] == []
     based = client_for(memory_storage(), ui_dir=tmp_path, base_path="/jaeger")

@@ -1,22 +1,19 @@
 // `/trace/:id`: one trace, its header, and a switch between views of it. The model is built once;
 // the timeline stays mounted behind the other views so its tree, zoom and selection survive.
-import type { ReactNode } from 'react';
+import { lazy, Suspense, type ComponentType } from 'react';
 import { useParams, useSearchParams } from 'react-router';
 import Timeline from '../components/timeline/Timeline';
 import TraceHeader from '../components/trace/TraceHeader';
 import { prefetchTraceOfLocation, useTrace } from '../components/trace/useTrace';
 import ViewTabs, { viewName, type ViewName } from '../components/trace/ViewTabs';
 import type { TraceModel } from '../model/trace';
-import TraceFlameGraph from '../views/TraceFlameGraph';
-import TraceGraph from '../views/TraceGraph';
-import TraceSpanTable from '../views/TraceSpanTable';
-import TraceStatistics from '../views/TraceStatistics';
 
-const OTHER_VIEWS: Record<Exclude<ViewName, 'timeline'>, (props: { model: TraceModel }) => ReactNode> = {
-  table: TraceSpanTable,
-  statistics: TraceStatistics,
-  flamegraph: TraceFlameGraph,
-  graph: TraceGraph,
+// Views other than the timeline load when first shown, so opening a trace waits only for it.
+const OTHER_VIEWS: Record<Exclude<ViewName, 'timeline'>, ComponentType<{ model: TraceModel }>> = {
+  table: lazy(() => import('../views/TraceSpanTable')),
+  statistics: lazy(() => import('../views/TraceStatistics')),
+  flamegraph: lazy(() => import('../views/TraceFlameGraph')),
+  graph: lazy(() => import('../views/TraceGraph')),
 };
 
 prefetchTraceOfLocation(); // once, as the app boots: a deep link's trace starts loading right away
@@ -45,7 +42,11 @@ export default function TracePage() {
       <ViewTabs view={view} onChange={showView} />
       <div className="trace-view" role="tabpanel">
         <Timeline key={model.traceID} model={model} active={view === 'timeline'} focusId={params.get('span')} />
-        {Other && <div className="trace-other-view"><Other model={model} /></div>}
+        {Other && (
+          <div className="trace-other-view">
+            <Suspense fallback={<p className="empty">Loading…</p>}><Other model={model} /></Suspense>
+          </div>
+        )}
       </div>
     </div>
   );
