@@ -5,9 +5,11 @@ driven by Playwright (playwright-core) in Debian's Chromium. The browser tests t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,20 +47,24 @@ def test_in_browser(ui_server: tuple[Server, dict[str, object]], name: str) -> N
     srv, seeded = ui_server
     env = {**os.environ, "TRACEMESH_URL": srv.query, "TRACEMESH_SEED": json.dumps(seeded),
            "TRACEMESH_RESULTS": str(ROOT / "bench" / "out")}  # fmt: skip
+    # Its own process group: node runs each file in a child process that starts Chromium, and a
+    # run that is stopped must not leave those behind.
+    run = subprocess.Popen(
+        ["node", "--test", "--test-reporter=spec", f"e2e/{name}"],
+        cwd=ROOT / "ui",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        run = subprocess.run(
-            ["node", "--test", "--test-reporter=spec", f"e2e/{name}"],
-            cwd=ROOT / "ui",
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=840,
-        )
-    except subprocess.TimeoutExpired as stuck:  # what it printed says where it stopped
-        pytest.fail(f"{name} did not finish in {stuck.timeout} s:\n{_text(stuck.stdout)}\n"
-                    f"{_text(stuck.stderr)}")  # fmt: skip
-    assert run.returncode == 0, f"{name} failed:\n{run.stdout}\n{run.stderr}"
-
-
-def _text(output: str | bytes | None) -> str:
-    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+        out, err = run.communicate(timeout=840)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        out, err = run.communicate()
+        pytest.fail(f"{name} did not finish in 840 s; it printed:\n{out}\n{err}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # whatever it started and left running
+    assert run.returncode == 0, f"{name} failed:\n{out}\n{err}"
