@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from tracemesh.storage.api import StorageError
+from tracemesh.storage.disk import tags
 from tracemesh.storage.disk.log import origin_bytes, origin_from_bytes
 from tracemesh.storage.memory.store import MemoryStore, Origin, StoredSpan
 
@@ -99,15 +100,17 @@ def write_block(store: MemoryStore, path: Path) -> None:
         statuses,
         raws,
     )
-    # Per record batch: do its span bytes contain b"error" anywhere? Where not, `error=true`
+    tag_index, tag_index_crc = tags.encode(raws, BATCH_ROWS)
+    # Per record batch: may a span of it have an `error=true` attribute? Where not, `error=true`
     # is decided by the status column alone, without decompressing the batch.
-    error_batches = bytes(
-        b"error" in b"".join(raws[first : first + BATCH_ROWS])
-        for first in range(0, len(raws), BATCH_ROWS)
-    )
+    batches = -(-len(raws) // BATCH_ROWS)
+    flagged = tags.TagIndex(tag_index, tag_index_crc, batches).candidates([(b"error", b"true")])
+    error_batches = bytes(number in flagged for number in range(batches))
     metadata = {
         b"format": FORMAT,
         b"error_batches": error_batches,
+        b"tag_index": tag_index,
+        b"tag_index_crc": tag_index_crc,
         b"origins": b"".join(_U32.pack(len(o)) + o for o in origins),
         b"names": orjson.dumps(list(local_name)),
         b"operations": orjson.dumps(sorted(operations)),
@@ -193,6 +196,15 @@ class Block:
             or len(self.error_batches) != -(-self.spans // BATCH_ROWS)
         ):
             raise CorruptBlock(f"{path}: trace index does not match its rows")
+        # Blocks written before the tag index have none: their tag searches scan, as before.
+        self.tag_index: tags.TagIndex | None = None
+        if b"tag_index" in meta:
+            try:
+                self.tag_index = tags.TagIndex(
+                    meta[b"tag_index"], meta.get(b"tag_index_crc", b""), len(self.error_batches)
+                )
+            except tags.CorruptIndex as exc:
+                raise CorruptBlock(f"{path}: damaged tag index ({exc})") from None
         self.services = {origin.service for origin in self.origins}
         self.name_ids = {name: i for i, name in enumerate(self.names)}
         self._search: SearchColumns | None = None

@@ -45,12 +45,25 @@ class BlockSearch:
             op = block.name_ids.get(q.operation, -1)
             if op < 0:
                 return []
+        candidates = None
+        index = block.tag_index
+        if index is not None:
+            tests = _prunable(plans)
+            if tests:
+                candidates = index.candidates([(t.key_bytes, t.value.encode()) for t in tests])
+                if not candidates:
+                    return []  # no batch has the tag: the block is skipped
         columns = block.search_columns()
         mask = self._mask(block, live, op)
         if not any(plans[number] for number in live):
             traces = columns.trace if mask is None else pc.filter(columns.trace, mask)
             return _newest(pc.unique(traces), columns.trace_last)[:want]
-        rows = pc.indices_nonzero(mask) if mask is not None else pa.array(range(block.spans))
+        if candidates is not None and len(candidates) * 4 < index.batches:  # type: ignore[union-attr]
+            rows = _candidate_rows(block.spans, sorted(candidates), mask)
+        elif mask is not None:
+            rows = pc.indices_nonzero(mask)
+        else:
+            rows = pa.array(range(block.spans))
         return _TagScan(block, plans, rows).traces(want)
 
     def _mask(self, block: Block, live: list[int], op: int) -> pa.Array | None:
@@ -79,6 +92,29 @@ class BlockSearch:
         for test in tests[1:]:
             mask = pc.and_(mask, test)
         return mask
+
+
+def _prunable(plans: list[tuple[TagTest, ...] | None]) -> list[TagTest]:
+    """The plain `key=value` tests every live origin leaves open: a span must hold each."""
+    open_plans = [set(plan) for plan in plans if plan]
+    live = sum(1 for plan in plans if plan is not None)
+    if not open_plans or len(open_plans) != live:
+        return []
+    return [t for t in set.intersection(*open_plans) if type(t) is TagTest]
+
+
+def _candidate_rows(spans: int, batches: list[int], mask: pa.Array | None) -> pa.Array:
+    """The rows of the candidate batches (that pass `mask`), ascending."""
+    parts: list[pa.Array] = []
+    for number in batches:
+        first = number * BATCH_ROWS
+        size = min(BATCH_ROWS, spans - first)
+        if mask is None:
+            parts.append(pa.array(range(first, first + size), pa.uint64()))
+        else:
+            found = pc.indices_nonzero(mask.slice(first, size))
+            parts.append(pc.add(found, pa.scalar(first, pa.uint64())))
+    return pa.concat_arrays(parts) if parts else pa.array([], pa.uint64())
 
 
 def _newest(traces: pa.Array, trace_last: pa.Array) -> list[int]:
@@ -115,10 +151,7 @@ class _TagScan:
         ):
             self.runs[trace] = (position, position + count)
             position += count
-        open_plans = [set(plan) for plan in plans if plan]
-        live = sum(1 for plan in plans if plan is not None)
-        common = set.intersection(*open_plans) if open_plans else set()
-        self.prunable = [t for t in common if type(t) is TagTest] if len(open_plans) == live else []
+        self.prunable = _prunable(plans)
         self.errors_only = {
             number: bool(plan) and all(isinstance(t, ErrorTest) for t in plan)
             for number, plan in enumerate(plans)
