@@ -109,24 +109,31 @@ def write_block(store: MemoryStore, path: Path) -> None:
     metadata = {
         b"format": FORMAT,
         b"error_batches": error_batches,
-        b"tag_index": tag_index,
-        b"tag_index_crc": tag_index_crc,
         b"origins": b"".join(_U32.pack(len(o)) + o for o in origins),
         b"names": orjson.dumps(list(local_name)),
         b"operations": orjson.dumps(sorted(operations)),
+        b"range": orjson.dumps([min(starts, default=0), max(starts, default=0), len(spans)]),
+    }
+    # The large parts go in the file's footer only: the schema's metadata is written twice
+    # (at the start and in the footer). Blocks written before kept them in the schema.
+    footer = {
         b"trace_ids": b"".join(trace_ids),
         b"id_order": id_order.tobytes(),
         b"trace_rows": trace_rows.tobytes(),
         b"trace_first": trace_first.tobytes(),
         b"trace_last": trace_last.tobytes(),
-        b"range": orjson.dumps([min(starts, default=0), max(starts, default=0), len(spans)]),
+        b"tag_index": tag_index,
+        b"tag_index_crc": tag_index_crc,
     }
     schema = SCHEMA.with_metadata(metadata)
     arrays = [pa.array(column, type=f.type) for column, f in zip(columns, SCHEMA, strict=True)]
     table = pa.Table.from_arrays(arrays, schema=schema)
     tmp = path.with_suffix(".tmp")
     options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3))
-    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=options) as out:
+    with (
+        pa.OSFile(str(tmp), "wb") as sink,
+        ipc.new_file(sink, schema, options=options, metadata=footer) as out,
+    ):
         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
             out.write_batch(batch)
     fd = os.open(tmp, os.O_RDONLY)
@@ -168,7 +175,7 @@ class Block:
         try:
             self._source = pa.memory_map(str(path))
             self._all = ipc.open_file(self._source)
-            meta = self._all.schema.metadata or {}
+            meta = {**(self._all.schema.metadata or {}), **(self._all.metadata or {})}
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorruptBlock(f"{path} is not a readable tracemesh block: {exc}") from None
         if meta.get(b"format") != FORMAT or self._all.schema.remove_metadata() != SCHEMA:
