@@ -125,8 +125,10 @@ def write_block(store: MemoryStore, path: Path) -> None:
         b"tag_index": tag_index,
         b"tag_index_crc": tag_index_crc,
     }
-    schema = SCHEMA.with_metadata(metadata)
     arrays = [pa.array(column, type=f.type) for column, f in zip(columns, SCHEMA, strict=True)]
+    durations = pc.min_max(pc.subtract(arrays[END], arrays[START]))
+    metadata[b"durations"] = orjson.dumps([durations["min"].as_py(), durations["max"].as_py()])
+    schema = SCHEMA.with_metadata(metadata)
     table = pa.Table.from_arrays(arrays, schema=schema)
     tmp = path.with_suffix(".tmp")
     options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3))
@@ -191,9 +193,16 @@ class Block:
             self.trace_first = array("q", meta[b"trace_first"])
             self.trace_last = array("q", meta[b"trace_last"])
             self.error_batches = meta[b"error_batches"]
+            # the shortest and longest span (blocks written before this: anything)
+            low, high = orjson.loads(meta.get(b"durations", b"[null, null]"))
+            self.durations = (
+                -(2**63) if low is None else int(low),
+                2**63 - 1 if high is None else int(high),
+            )
         except (KeyError, ValueError, IndexError, struct.error) as exc:
             raise CorruptBlock(f"{path}: damaged block metadata ({exc!r})") from None
         self.traces = len(self.trace_first)
+        self.batches = len(self.error_batches)
         if (
             len(self._trace_ids) != 16 * self.traces
             or len(self._id_order) != self.traces
