@@ -48,7 +48,7 @@ CAPABILITIES = Capabilities(
     shared_between_processes=True,
 )
 HOUSEKEEPING_SECONDS = 5.0
-FOLLOW_SECONDS = 0.2  # how stale a reading process's view may be
+FOLLOW_SECONDS = 0.1  # how stale a reading process's view may be
 BATCHES_PER_PAUSE = 4
 
 
