@@ -29,6 +29,7 @@ import pyarrow.ipc as ipc
 
 from tracemesh.storage.api import StorageError
 from tracemesh.storage.disk import tags
+from tracemesh.storage.disk.links import BlockLinks
 from tracemesh.storage.disk.log import origin_bytes, origin_from_bytes
 from tracemesh.storage.memory.store import MemoryStore, Origin, StoredSpan
 
@@ -225,6 +226,7 @@ class Block:
         self.name_ids = {name: i for i, name in enumerate(self.names)}
         self._search: SearchColumns | None = None
         self._readers: dict[tuple[int, ...], ipc.RecordBatchFileReader] = {}
+        self._links: BlockLinks | None = None
 
     def trace_id(self, ordinal: int) -> bytes:
         ids: bytes = self._trace_ids
@@ -264,6 +266,12 @@ class Block:
                 *(table.column(i).combine_chunks() for i in range(6)),
             )
         return self._search
+
+    def links(self) -> BlockLinks:
+        """The block's dependency links, computed on first use and kept."""
+        if self._links is None:
+            self._links = BlockLinks(self)
+        return self._links
 
     def rows(self, first: int, end: int, fields: tuple[int, ...]) -> list[list[Any]]:
         """Rows [first, end) of the given fields, as one Python list per field."""

@@ -114,6 +114,10 @@ class DiskStorage:
             block = self.state.blocks.get(seq)
             if block is not None:
                 await asyncio.to_thread(block.search_columns)
+        for seq in sorted(self.state.blocks, reverse=True):
+            block = self.state.blocks.get(seq)
+            if block is not None:
+                await asyncio.to_thread(block.links)
 
     async def check(self) -> bool:
         if not self.config.writable:
