@@ -338,8 +338,87 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(sort_index_doc,
+             "sort_index(hashes, offsets) -> (sorted_hashes, batches)\n\n"
+             "The (hash, batch) pairs of a block's index sorted by hash, then batch: native u32 "
+             "hashes and u16 batch numbers (offsets: native u32, batches+1 of them).");
+
+static PyObject *sort_index(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "sort_index(hashes, offsets)");
+        return NULL;
+    }
+    Py_buffer hv, ov;
+    if (PyObject_GetBuffer(args[0], &hv, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &ov, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&hv);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    size_t n = (size_t)hv.len / 4, batches = (size_t)ov.len / 4;
+    const uint32_t *offsets = ov.buf;
+    uint64_t *a = malloc((n ? n : 1) * sizeof(uint64_t));
+    uint64_t *b = malloc((n ? n : 1) * sizeof(uint64_t));
+    uint32_t *hashes = malloc((n ? n : 1) * sizeof(uint32_t));
+    uint16_t *numbers = malloc((n ? n : 1) * sizeof(uint16_t));
+    if (!a || !b || !hashes || !numbers) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (batches == 0 || batches - 1 > 65536 || offsets[batches - 1] != n) {
+        PyErr_SetString(PyExc_ValueError, "offsets do not fit the hashes");
+        goto done;
+    }
+    for (size_t batch = 0; batch + 1 < batches; batch++) {
+        if (offsets[batch] > offsets[batch + 1] || offsets[batch + 1] > n) {
+            PyErr_SetString(PyExc_ValueError, "offsets do not fit the hashes");
+            goto done;
+        }
+        for (size_t i = offsets[batch]; i < offsets[batch + 1]; i++)
+            a[i] = ((uint64_t)((const uint32_t *)hv.buf)[i] << 16) | batch;
+    }
+    /* LSD radix sort on the 48-bit keys, 16 bits at a time: (hash, batch) order */
+    size_t *counts = calloc(65536, sizeof(size_t));
+    if (!counts) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        int shift = 16 * pass;
+        memset(counts, 0, 65536 * sizeof(size_t));
+        for (size_t i = 0; i < n; i++) counts[(a[i] >> shift) & 0xFFFF]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            size_t c = counts[d];
+            counts[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) b[counts[(a[i] >> shift) & 0xFFFF]++] = a[i];
+        uint64_t *swap = a;
+        a = b;
+        b = swap;
+    }
+    free(counts);
+    for (size_t i = 0; i < n; i++) {
+        hashes[i] = (uint32_t)(a[i] >> 16);
+        numbers[i] = (uint16_t)(a[i] & 0xFFFF);
+    }
+    result = Py_BuildValue("(y#y#)", (const char *)hashes, (Py_ssize_t)(n * 4),
+                           (const char *)numbers, (Py_ssize_t)(n * 2));
+done:
+    free(a);
+    free(b);
+    free(hashes);
+    free(numbers);
+    PyBuffer_Release(&hv);
+    PyBuffer_Release(&ov);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"tag_hashes", (PyCFunction)(void (*)(void))tag_hashes, METH_FASTCALL, tag_hashes_doc},
+    {"sort_index", (PyCFunction)(void (*)(void))sort_index, METH_FASTCALL, sort_index_doc},
     {NULL, NULL, 0, NULL},
 };
 

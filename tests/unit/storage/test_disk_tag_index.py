@@ -9,6 +9,7 @@ import asyncio
 import re
 import struct
 import zlib
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,18 @@ def test_c_and_reference_agree_on_mangled_spans(pieces: list[bytes], tail: bytes
     raw = span.SerializeToString()
     raws = [raw[: len(p)] + p + tail for p in pieces] + [raw + tail, tail + raw]
     assert accel.tag_hashes(raws, 2) == tags.tag_hashes_reference(raws, 2)
+
+
+@needs_accel
+@given(st.lists(st.lists(st.integers(0, 2**32 - 1), max_size=6), max_size=6))
+def test_c_and_reference_sort_the_index_alike(batches: list[list[int]]) -> None:
+    assert accel is not None
+    hashes = array("I", [h for batch in batches for h in batch]).tobytes()
+    offsets = array("I", [sum(map(len, batches[:i])) for i in range(len(batches) + 1)])
+    expected = tags.sort_index_reference(hashes, offsets.tobytes())
+    assert accel.sort_index(hashes, offsets.tobytes()) == expected
+    with pytest.raises(ValueError):
+        accel.sort_index(hashes + b"\0\0\0\0", offsets.tobytes())
 
 
 def test_c_refuses_what_is_not_a_list_of_bytes() -> None:

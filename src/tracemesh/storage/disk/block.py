@@ -267,6 +267,12 @@ class Block:
             )
         return self._search
 
+    def warm(self) -> None:
+        """Load what searches use (search columns, the sorted tag index) ahead of them."""
+        self.search_columns()
+        if self.tag_index is not None and self.batches <= 65536:
+            self.tag_index.sorted()
+
     def links(self) -> BlockLinks:
         """The block's dependency links, computed on first use and kept."""
         if self._links is None:

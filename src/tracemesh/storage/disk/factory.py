@@ -54,7 +54,7 @@ BATCHES_PER_PAUSE = 4
 
 def _open_loaded(directory: Directory, seq: int) -> Block:
     block = open_block(directory, seq)
-    block.search_columns()
+    block.warm()
     return block
 
 
@@ -113,7 +113,7 @@ class DiskStorage:
         for seq in sorted(self.state.blocks, reverse=True):
             block = self.state.blocks.get(seq)
             if block is not None:
-                await asyncio.to_thread(block.search_columns)
+                await asyncio.to_thread(block.warm)
         for seq in sorted(self.state.blocks, reverse=True):
             block = self.state.blocks.get(seq)
             if block is not None:

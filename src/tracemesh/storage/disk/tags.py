@@ -22,11 +22,10 @@ from __future__ import annotations
 import struct
 import zlib
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tracemesh import accel
 
@@ -233,17 +232,55 @@ class TagIndex:
             or any(offsets[i] > offsets[i + 1] for i in range(batches))
         ):
             raise CorruptIndex("tag index offsets do not match its hashes")
-        self.hashes = pa.Array.from_buffers(pa.uint32(), count, [None, pa.py_buffer(plain[head:])])
+        self._hashes = plain[head:]  # per batch, until sorted
         self.batches = batches
+        self.any_unindexed = any(self.unindexed)
+        self._sorted: tuple[memoryview[int], memoryview[int]] | None = None
+
+    def sorted(self) -> tuple[memoryview[int], memoryview[int]]:
+        """The (hash, batch) pairs sorted by hash, then batch, as two parallel views (u32, u16);
+        made on first use (~20 ms a block in C; the background preload does it)."""
+        if self._sorted is None:
+            hashes, numbers = sort_index(self._hashes, self.offsets.tobytes())
+            self._sorted = memoryview(hashes).cast("I"), memoryview(numbers).cast("H")
+            self._hashes = b""
+        return self._sorted
 
     def candidates(self, tests: Sequence[tuple[bytes, bytes]]) -> set[int]:
         """Batches that may hold a span with every one of `(key, text)` (each possibly in a
         different span: the index is per batch)."""
+        if self.batches > 65536:  # batch numbers are sorted as u16: too many to index
+            return set(range(self.batches))
+        hashes, numbers = self.sorted()
         result: set[int] | None = None
         for key, text in tests:
-            targets = pa.array([pair_hash(key, text), key_hash(key)], pa.uint32())
-            positions = pc.indices_nonzero(pc.is_in(self.hashes, value_set=targets))
-            batches = {bisect_right(self.offsets, p) - 1 for p in positions.to_pylist()}
+            batches: set[int] = set()
+            for target in (pair_hash(key, text), key_hash(key)):
+                low, high = bisect_left(hashes, target), bisect_right(hashes, target)
+                batches.update(numbers[low:high])
             result = batches if result is None else result & batches
-        unindexed = {b for b, flag in enumerate(self.unindexed) if flag}
+        unindexed = (
+            {b for b, flag in enumerate(self.unindexed) if flag} if self.any_unindexed else set()
+        )
         return (result if result is not None else set(range(self.batches))) | unindexed
+
+
+def sort_index_reference(hashes: bytes, offsets: bytes) -> tuple[bytes, bytes]:
+    """(sorted hashes, their batches) as `_span_tags.sort_index` returns them."""
+    values, bounds = array("I", hashes), array("I", offsets)
+    if not bounds or len(bounds) - 1 > 65536 or bounds[-1] != len(values):
+        raise ValueError("offsets do not fit the hashes")
+    pairs = []
+    for batch in range(len(bounds) - 1):
+        if bounds[batch] > bounds[batch + 1] or bounds[batch + 1] > len(values):
+            raise ValueError("offsets do not fit the hashes")
+        pairs += [(values[i], batch) for i in range(bounds[batch], bounds[batch + 1])]
+    pairs.sort()
+    return array("I", [h for h, _ in pairs]).tobytes(), array("H", [b for _, b in pairs]).tobytes()
+
+
+def sort_index(hashes: bytes, offsets: bytes) -> tuple[bytes, bytes]:
+    if _accel is not None:
+        result: tuple[bytes, bytes] = _accel.sort_index(hashes, offsets)
+        return result
+    return sort_index_reference(hashes, offsets)
