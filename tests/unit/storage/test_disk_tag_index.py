@@ -13,8 +13,6 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.ipc as ipc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,7 +25,7 @@ from tracemesh.model.attributes import value_to_text
 from tracemesh.model.query import TraceQuery
 from tracemesh.storage.api import StorageError
 from tracemesh.storage.disk import tags
-from tracemesh.storage.disk.block import BATCH_ROWS
+from tracemesh.storage.disk.block import BATCH_ROWS, TAGS_MAGIC
 from tracemesh.storage.disk.config import DiskConfig
 from tracemesh.storage.disk.factory import DiskStorage
 
@@ -224,46 +222,36 @@ def test_values_the_index_does_not_spell_out_are_still_found(tmp_path: Path) -> 
     run(scenario())
 
 
-def _rewrite_metadata(path: Path, change: dict[bytes, bytes | None]) -> None:
-    """The block file rewritten with its footer metadata changed (None: the key removed)."""
-    with pa.memory_map(str(path)) as source:
-        reader = ipc.open_file(source)
-        footer = dict(reader.metadata)
-        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-    for key, value in change.items():
-        if value is None:
-            footer.pop(key, None)
-        else:
-            footer[key] = value
-    options = ipc.IpcWriteOptions(compression=pa.Codec("zstd"))
-    with (
-        pa.OSFile(str(path), "wb") as sink,
-        ipc.new_file(sink, reader.schema, options=options, metadata=footer) as out,
-    ):
-        for batch in batches:
-            out.write_batch(batch)
+def _index_of(path: Path) -> tuple[bytes, bytes]:
+    """(the Arrow file's bytes, the tag index blob with its CRC) of a block file."""
+    data = path.read_bytes()
+    assert data.endswith(TAGS_MAGIC)
+    (length,) = struct.unpack_from("<Q", data, len(data) - 16)
+    start = len(data) - 16 - 4 - length
+    return data[:start], data[start:-16]
 
 
-@pytest.mark.parametrize("damage", ["flipped", "checksum", "sizes"])
+@pytest.mark.parametrize("damage", ["flipped", "checksum", "sizes", "length"])
 def test_a_damaged_tag_index_stops_the_start(tmp_path: Path, damage: str) -> None:
     async def scenario() -> None:
         storage = await _store(tmp_path, {})
         (block,) = storage.state.blocks.values()
         path = block.path
         await storage.close()
-        with pa.memory_map(str(path)) as source:
-            meta = ipc.open_file(source).metadata
-        blob = bytearray(meta[b"tag_index"])
+        arrow, stored = _index_of(path)
+        blob, crc = bytearray(stored[:-4]), stored[-4:]
         if damage == "flipped":  # a bit flip the checksum catches
             blob[len(blob) // 2] ^= 0x10
-            _rewrite_metadata(path, {b"tag_index": bytes(blob)})
         elif damage == "checksum":
-            _rewrite_metadata(path, {b"tag_index_crc": None})
-        else:  # consistent checksum, contents that do not fit the block
+            crc = bytes(4)
+        elif damage == "sizes":  # consistent checksum, contents that do not fit the block
             plain = b"\x00" * 12
-            bad = struct.pack("<I", len(plain)) + tags._CODEC.compress(plain, asbytes=True)
-            crc = struct.pack("<I", zlib.crc32(bad))
-            _rewrite_metadata(path, {b"tag_index": bad, b"tag_index_crc": crc})
+            blob = bytearray(
+                struct.pack("<I", len(plain)) + tags._CODEC.compress(plain, asbytes=True)
+            )
+            crc = struct.pack("<I", zlib.crc32(blob))
+        trailer = struct.pack("<Q", len(blob) if damage != "length" else 10**9) + TAGS_MAGIC
+        path.write_bytes(arrow + bytes(blob) + crc + trailer)
         storage = DiskStorage(DiskConfig(str(tmp_path)))
         with pytest.raises(StorageError, match=re.escape(path.name) + ".*tag index"):
             await storage.start()
@@ -278,7 +266,8 @@ def test_a_block_without_a_tag_index_is_scanned(tmp_path: Path) -> None:
         (block,) = storage.state.blocks.values()
         path = block.path
         await storage.close()
-        _rewrite_metadata(path, {b"tag_index": None, b"tag_index_crc": None})
+        arrow, _ = _index_of(path)
+        path.write_bytes(arrow)  # as blocks were written before the tag index
         storage = DiskStorage(DiskConfig(str(tmp_path), writable=False))
         await storage.start()
         (block,) = storage.state.blocks.values()

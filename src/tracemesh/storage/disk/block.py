@@ -52,6 +52,12 @@ SCHEMA = pa.schema(
     ]
 )
 _U32 = struct.Struct("<I")
+# A block file is an Arrow IPC file followed by the tag index: blob, CRC-32 (u32), the blob's
+# length (u64) and TAGS_MAGIC. Not in the Arrow metadata: every reader opened on a block (one per
+# set of columns) would parse and copy it again. A file without the magic at its end is a block
+# written before the tag index (all Arrow).
+TAGS_MAGIC = b"TMTAGS01"
+_TRAILER = struct.Struct("<Q8s")
 
 
 class CorruptBlock(StorageError):
@@ -123,8 +129,6 @@ def write_block(store: MemoryStore, path: Path) -> None:
         b"trace_rows": trace_rows.tobytes(),
         b"trace_first": trace_first.tobytes(),
         b"trace_last": trace_last.tobytes(),
-        b"tag_index": tag_index,
-        b"tag_index_crc": tag_index_crc,
     }
     arrays = [pa.array(column, type=f.type) for column, f in zip(columns, SCHEMA, strict=True)]
     durations = pc.min_max(pc.subtract(arrays[END], arrays[START]))
@@ -139,6 +143,8 @@ def write_block(store: MemoryStore, path: Path) -> None:
     ):
         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
             out.write_batch(batch)
+    with open(tmp, "ab") as file:  # the tag index after the Arrow file: see `_TRAILER`
+        file.write(tag_index + tag_index_crc + _TRAILER.pack(len(tag_index), TAGS_MAGIC))
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -177,7 +183,8 @@ class Block:
         self.size = path.stat().st_size
         try:
             self._source = pa.memory_map(str(path))
-            self._all = ipc.open_file(self._source)
+            tag_blob, self._arrow = _split_trailer(self._source.read_buffer(), path)
+            self._all = ipc.open_file(self._arrow)
             meta = {**(self._all.schema.metadata or {}), **(self._all.metadata or {})}
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorruptBlock(f"{path} is not a readable tracemesh block: {exc}") from None
@@ -215,11 +222,9 @@ class Block:
             raise CorruptBlock(f"{path}: trace index does not match its rows")
         # Blocks written before the tag index have none: their tag searches scan, as before.
         self.tag_index: tags.TagIndex | None = None
-        if b"tag_index" in meta:
+        if tag_blob is not None:
             try:
-                self.tag_index = tags.TagIndex(
-                    meta[b"tag_index"], meta.get(b"tag_index_crc", b""), len(self.error_batches)
-                )
+                self.tag_index = tags.TagIndex(tag_blob[:-4], tag_blob[-4:], self.batches)
             except tags.CorruptIndex as exc:
                 raise CorruptBlock(f"{path}: damaged tag index ({exc})") from None
         self.services = {origin.service for origin in self.origins}
@@ -299,10 +304,23 @@ class Block:
         if reader is None:
             options = ipc.IpcReadOptions(included_fields=list(fields), use_threads=False)
             try:
-                reader = self._readers[fields] = ipc.open_file(self._source, options=options)
+                reader = self._readers[fields] = ipc.open_file(self._arrow, options=options)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise CorruptBlock(f"{self.path}: {exc}") from None
         return reader
+
+
+def _split_trailer(data: pa.Buffer, path: Path) -> tuple[bytes | None, pa.Buffer]:
+    """(tag index blob with its CRC, or None for an older block; the Arrow file's bytes)."""
+    size = data.size
+    if size < _TRAILER.size or data.slice(size - 8).to_pybytes() != TAGS_MAGIC:
+        return None, data
+    (length, _) = _TRAILER.unpack(data.slice(size - _TRAILER.size).to_pybytes())
+    start = size - _TRAILER.size - 4 - length
+    if start < 0:
+        raise CorruptBlock(f"{path}: damaged tag index (longer than the file)")
+    blob = data.slice(start, length + 4).to_pybytes()
+    return blob, data.slice(0, start)
 
 
 def _split(meta: dict[bytes, bytes]) -> list[bytes]:
