@@ -183,7 +183,7 @@ class DiskStorage:
                         if seq not in self.state.blocks:
                             self.state.blocks[seq] = block  # one step: head out, block in
                             self.state.heads.pop(seq, None)
-            except StorageError as exc:  # keep serving what was read; say why it stopped
+            except (StorageError, OSError) as exc:  # keep serving what was read; say why
                 log.error("following %s: %s", self.directory.path, exc)
                 await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
