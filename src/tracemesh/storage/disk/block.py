@@ -28,6 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from tracemesh.storage.api import StorageError
+from tracemesh.storage.disk import tags
+from tracemesh.storage.disk.links import BlockLinks
 from tracemesh.storage.disk.log import origin_bytes, origin_from_bytes
 from tracemesh.storage.memory.store import MemoryStore, Origin, StoredSpan
 
@@ -50,6 +52,12 @@ SCHEMA = pa.schema(
     ]
 )
 _U32 = struct.Struct("<I")
+# A block file is an Arrow IPC file followed by the tag index: blob, CRC-32 (u32), the blob's
+# length (u64) and TAGS_MAGIC. Not in the Arrow metadata: every reader opened on a block (one per
+# set of columns) would parse and copy it again. A file without the magic at its end is a block
+# written before the tag index (all Arrow).
+TAGS_MAGIC = b"TMTAGS01"
+_TRAILER = struct.Struct("<Q8s")
 
 
 class CorruptBlock(StorageError):
@@ -99,33 +107,44 @@ def write_block(store: MemoryStore, path: Path) -> None:
         statuses,
         raws,
     )
-    # Per record batch: do its span bytes contain b"error" anywhere? Where not, `error=true`
+    tag_index, tag_index_crc = tags.encode(raws, BATCH_ROWS)
+    # Per record batch: may a span of it have an `error=true` attribute? Where not, `error=true`
     # is decided by the status column alone, without decompressing the batch.
-    error_batches = bytes(
-        b"error" in b"".join(raws[first : first + BATCH_ROWS])
-        for first in range(0, len(raws), BATCH_ROWS)
-    )
+    batches = -(-len(raws) // BATCH_ROWS)
+    flagged = tags.TagIndex(tag_index, tag_index_crc, batches).candidates([(b"error", b"true")])
+    error_batches = bytes(number in flagged for number in range(batches))
     metadata = {
         b"format": FORMAT,
         b"error_batches": error_batches,
         b"origins": b"".join(_U32.pack(len(o)) + o for o in origins),
         b"names": orjson.dumps(list(local_name)),
         b"operations": orjson.dumps(sorted(operations)),
+        b"range": orjson.dumps([min(starts, default=0), max(starts, default=0), len(spans)]),
+    }
+    # The large parts go in the file's footer only: the schema's metadata is written twice
+    # (at the start and in the footer). Blocks written before kept them in the schema.
+    footer = {
         b"trace_ids": b"".join(trace_ids),
         b"id_order": id_order.tobytes(),
         b"trace_rows": trace_rows.tobytes(),
         b"trace_first": trace_first.tobytes(),
         b"trace_last": trace_last.tobytes(),
-        b"range": orjson.dumps([min(starts, default=0), max(starts, default=0), len(spans)]),
     }
-    schema = SCHEMA.with_metadata(metadata)
     arrays = [pa.array(column, type=f.type) for column, f in zip(columns, SCHEMA, strict=True)]
+    durations = pc.min_max(pc.subtract(arrays[END], arrays[START]))
+    metadata[b"durations"] = orjson.dumps([durations["min"].as_py(), durations["max"].as_py()])
+    schema = SCHEMA.with_metadata(metadata)
     table = pa.Table.from_arrays(arrays, schema=schema)
     tmp = path.with_suffix(".tmp")
     options = ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=3))
-    with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema, options=options) as out:
+    with (
+        pa.OSFile(str(tmp), "wb") as sink,
+        ipc.new_file(sink, schema, options=options, metadata=footer) as out,
+    ):
         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
             out.write_batch(batch)
+    with open(tmp, "ab") as file:  # the tag index after the Arrow file: see `_TRAILER`
+        file.write(tag_index + tag_index_crc + _TRAILER.pack(len(tag_index), TAGS_MAGIC))
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -164,8 +183,9 @@ class Block:
         self.size = path.stat().st_size
         try:
             self._source = pa.memory_map(str(path))
-            self._all = ipc.open_file(self._source)
-            meta = self._all.schema.metadata or {}
+            tag_blob, self._arrow = _split_trailer(self._source.read_buffer(), path)
+            self._all = ipc.open_file(self._arrow)
+            meta = {**(self._all.schema.metadata or {}), **(self._all.metadata or {})}
         except (pa.ArrowInvalid, OSError) as exc:
             raise CorruptBlock(f"{path} is not a readable tracemesh block: {exc}") from None
         if meta.get(b"format") != FORMAT or self._all.schema.remove_metadata() != SCHEMA:
@@ -181,9 +201,16 @@ class Block:
             self.trace_first = array("q", meta[b"trace_first"])
             self.trace_last = array("q", meta[b"trace_last"])
             self.error_batches = meta[b"error_batches"]
+            # the shortest and longest span (blocks written before this: anything)
+            low, high = orjson.loads(meta.get(b"durations", b"[null, null]"))
+            self.durations = (
+                -(2**63) if low is None else int(low),
+                2**63 - 1 if high is None else int(high),
+            )
         except (KeyError, ValueError, IndexError, struct.error) as exc:
             raise CorruptBlock(f"{path}: damaged block metadata ({exc!r})") from None
         self.traces = len(self.trace_first)
+        self.batches = len(self.error_batches)
         if (
             len(self._trace_ids) != 16 * self.traces
             or len(self._id_order) != self.traces
@@ -193,10 +220,18 @@ class Block:
             or len(self.error_batches) != -(-self.spans // BATCH_ROWS)
         ):
             raise CorruptBlock(f"{path}: trace index does not match its rows")
+        # Blocks written before the tag index have none: their tag searches scan, as before.
+        self.tag_index: tags.TagIndex | None = None
+        if tag_blob is not None:
+            try:
+                self.tag_index = tags.TagIndex(tag_blob[:-4], tag_blob[-4:], self.batches)
+            except tags.CorruptIndex as exc:
+                raise CorruptBlock(f"{path}: damaged tag index ({exc})") from None
         self.services = {origin.service for origin in self.origins}
         self.name_ids = {name: i for i, name in enumerate(self.names)}
         self._search: SearchColumns | None = None
         self._readers: dict[tuple[int, ...], ipc.RecordBatchFileReader] = {}
+        self._links: BlockLinks | None = None
 
     def trace_id(self, ordinal: int) -> bytes:
         ids: bytes = self._trace_ids
@@ -237,6 +272,18 @@ class Block:
             )
         return self._search
 
+    def warm(self) -> None:
+        """Load what searches use (search columns, the sorted tag index) ahead of them."""
+        self.search_columns()
+        if self.tag_index is not None and self.batches <= 65536:
+            self.tag_index.sorted()
+
+    def links(self) -> BlockLinks:
+        """The block's dependency links, computed on first use and kept."""
+        if self._links is None:
+            self._links = BlockLinks(self)
+        return self._links
+
     def rows(self, first: int, end: int, fields: tuple[int, ...]) -> list[list[Any]]:
         """Rows [first, end) of the given fields, as one Python list per field."""
         out: list[list[Any]] = [[] for _ in fields]
@@ -257,10 +304,23 @@ class Block:
         if reader is None:
             options = ipc.IpcReadOptions(included_fields=list(fields), use_threads=False)
             try:
-                reader = self._readers[fields] = ipc.open_file(self._source, options=options)
+                reader = self._readers[fields] = ipc.open_file(self._arrow, options=options)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise CorruptBlock(f"{self.path}: {exc}") from None
         return reader
+
+
+def _split_trailer(data: pa.Buffer, path: Path) -> tuple[bytes | None, pa.Buffer]:
+    """(tag index blob with its CRC, or None for an older block; the Arrow file's bytes)."""
+    size = data.size
+    if size < _TRAILER.size or data.slice(size - 8).to_pybytes() != TAGS_MAGIC:
+        return None, data
+    (length, _) = _TRAILER.unpack(data.slice(size - _TRAILER.size).to_pybytes())
+    start = size - _TRAILER.size - 4 - length
+    if start < 0:
+        raise CorruptBlock(f"{path}: damaged tag index (longer than the file)")
+    blob = data.slice(start, length + 4).to_pybytes()
+    return blob, data.slice(0, start)
 
 
 def _split(meta: dict[bytes, bytes]) -> list[bytes]:

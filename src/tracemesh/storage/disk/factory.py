@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tracemesh.model.batch import SpanBatch
 from tracemesh.storage.api import Capabilities, StorageError, StorageFullError
-from tracemesh.storage.disk.block import write_block
+from tracemesh.storage.disk.block import Block, write_block
 from tracemesh.storage.disk.config import DiskConfig
 from tracemesh.storage.disk.log import SEGMENT_HEADER, encode_batch, frame
 from tracemesh.storage.disk.reader import DiskDependencyReader, DiskReader
@@ -34,6 +34,7 @@ from tracemesh.storage.disk.store import (
     open_block,
     read_segment,
     sync_dir,
+    tail,
 )
 
 log = logging.getLogger("tracemesh.storage.disk")
@@ -47,6 +48,14 @@ CAPABILITIES = Capabilities(
     shared_between_processes=True,
 )
 HOUSEKEEPING_SECONDS = 5.0
+FOLLOW_SECONDS = 0.1  # how stale a reading process's view may be
+BATCHES_PER_PAUSE = 4
+
+
+def _open_loaded(directory: Directory, seq: int) -> Block:
+    block = open_block(directory, seq)
+    block.warm()
+    return block
 
 
 class DiskStorage:
@@ -72,6 +81,7 @@ class DiskStorage:
         self._to_seal: asyncio.Queue[int] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._failed: str = ""
+        self._waiting: list[int] = []  # blocks a reading process has yet to open
         self._closed = False
         self._writer = DiskWriter(self)
         self._reader = DiskReader(self)
@@ -82,7 +92,10 @@ class DiskStorage:
     async def start(self) -> None:
         if not self.config.writable:
             await asyncio.to_thread(self._follow)
-            self._tasks = [asyncio.create_task(self._preload(), name="disk-preload")]
+            self._tasks = [
+                asyncio.create_task(self._preload(), name="disk-preload"),
+                asyncio.create_task(self._follow_loop(), name="disk-follow"),
+            ]
             return
         await asyncio.to_thread(self._open_for_writing)
         for seq in sorted(self.state.heads):
@@ -100,7 +113,11 @@ class DiskStorage:
         for seq in sorted(self.state.blocks, reverse=True):
             block = self.state.blocks.get(seq)
             if block is not None:
-                await asyncio.to_thread(block.search_columns)
+                await asyncio.to_thread(block.warm)
+        for seq in sorted(self.state.blocks, reverse=True):
+            block = self.state.blocks.get(seq)
+            if block is not None:
+                await asyncio.to_thread(block.links)
 
     async def check(self) -> bool:
         if not self.config.writable:
@@ -132,9 +149,11 @@ class DiskStorage:
         return self._dependency_reader
 
     def view(self) -> State:
-        """The current blocks and heads; a reading process first looks at the directory."""
+        """The current blocks and heads. A reading process first reads the log's new records
+        (so it sees every acknowledged span); new blocks are opened by its follower task, and
+        swapped in when ready, never by a query."""
         if not self.config.writable and not self._closed:
-            self._follow()
+            self._waiting = tail(self.directory, self.state)
         return self.state
 
     async def settle(self) -> None:
@@ -152,6 +171,21 @@ class DiskStorage:
 
     def _follow(self) -> None:
         follow(self.directory, self.state)
+
+    async def _follow_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FOLLOW_SECONDS)
+            try:
+                self.view()
+                for seq in self._waiting:
+                    if seq not in self.state.blocks:
+                        block = await asyncio.to_thread(_open_loaded, self.directory, seq)
+                        if seq not in self.state.blocks:
+                            self.state.blocks[seq] = block  # one step: head out, block in
+                            self.state.heads.pop(seq, None)
+            except (StorageError, OSError) as exc:  # keep serving what was read; say why
+                log.error("following %s: %s", self.directory.path, exc)
+                await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     def _open_for_writing(self) -> None:
         directory = self.directory

@@ -17,7 +17,7 @@ from tracemesh.model.dependency import DependencyLink
 from tracemesh.model.ids import SPAN_ID_SIZE, ZERO_SPAN_ID
 from tracemesh.model.query import Operation, TraceQuery
 from tracemesh.model.span import Resource, Scope, Span, SpanKind
-from tracemesh.storage.disk.block import ORIGIN, PARENT, RAW, SPAN_ID, START, Block
+from tracemesh.storage.disk.block import ORIGIN, RAW, SPAN_ID
 from tracemesh.storage.disk.search import BlockSearch
 from tracemesh.storage.disk.store import State
 from tracemesh.storage.memory.store import Origin
@@ -147,8 +147,9 @@ class DiskReader:
 
 class DiskDependencyReader:
     """Links as the memory store computes them: every span that started in the window and whose
-    parent is in its trace counts one call parent-service -> span-service. A parent that lives
-    in a block outside the window is looked up by trace id."""
+    parent is in its trace counts one call parent-service -> span-service. Within a block the
+    links are counted from its precomputed summary (`links.py`); a parent in another block or a
+    log head is looked up by trace id, the first copy (oldest block first, then heads) naming it."""
 
     def __init__(self, storage: DiskStorage) -> None:
         self._storage = storage
@@ -156,58 +157,49 @@ class DiskDependencyReader:
     async def get_dependencies(self, end_ns: int, lookback_ns: int) -> list[DependencyLink]:
         begin_ns = end_ns - lookback_ns
         state = self._storage.view()
-        services: dict[bytes, dict[bytes, str]] = {}  # trace -> span id -> service, first copy
-        children: list[tuple[bytes, bytes, str]] = []  # (trace, parent id, service)
-        outside: list[Block] = []
+        calls: Counter[tuple[str, str]] = Counter()
+        unresolved: list[tuple[bytes, bytes, str]] = []  # (trace, parent id, service)
         for block in state.blocks_oldest_first():
             if block.max_start < begin_ns or block.min_start > end_ns:
-                outside.append(block)
                 continue
-            span_ids, parents, origins, starts = block.rows(
-                0, block.spans, (SPAN_ID, PARENT, ORIGIN, START)
-            )
-            names = [origin.service for origin in block.origins]
-            for ordinal in range(block.traces):
-                if block.trace_last[ordinal] < begin_ns or block.trace_first[ordinal] > end_ns:
-                    continue
-                trace_id = block.trace_id(ordinal)
-                known = services.setdefault(trace_id, {})
-                for row in range(block.trace_rows[ordinal], block.trace_rows[ordinal + 1]):
-                    service = names[origins[row]]
-                    known.setdefault(span_ids[row], service)
-                    parent, start = parents[row], starts[row]
-                    if parent and begin_ns <= start <= end_ns:
-                        children.append((trace_id, parent, service))
+            links = await asyncio.to_thread(block.links) if block._links is None else block.links()
+            links.count(begin_ns, end_ns, calls)
+            unresolved += [(t, p, s) for _, t, p, s in links.unresolved_in(begin_ns, end_ns)]
             await asyncio.sleep(0)
         for head in state.heads_oldest_first():
             store = head.store
             for trace_id, entry in store.traces.items():
                 if entry.max_start < begin_ns or entry.min_start > end_ns:
                     continue
-                known = services.setdefault(trace_id, {})
+                known: dict[bytes, str] = {}
+                children: list[tuple[bytes, str]] = []
                 for _, start, _, _, _, _, number, span_id, parent in entry.spans:
                     origin = store.origins[number]
                     assert origin is not None
                     known.setdefault(span_id, origin.service)
                     if parent and begin_ns <= start <= end_ns:
-                        children.append((trace_id, parent, origin.service))
-        calls: Counter[tuple[str, str]] = Counter()
-        for trace_id, parent, service in children:
-            known = services[trace_id]
-            if parent not in known:
-                _look_outside(outside, trace_id, known)
-            caller = known.get(parent)
+                        children.append((parent, origin.service))
+                for parent, service in children:
+                    caller = known.get(parent)
+                    if caller is None:
+                        unresolved.append((trace_id, parent, service))
+                    else:
+                        calls[caller, service] += 1
+        traces: dict[bytes, dict[bytes, str]] = {}
+        for trace_id, parent, service in unresolved:
+            spans = traces.get(trace_id)
+            if spans is None:
+                spans = traces[trace_id] = _span_services(state, trace_id)
+            caller = spans.get(parent)
             if caller is not None:
                 calls[caller, service] += 1
         return [DependencyLink(p, c, n) for (p, c), n in sorted(calls.items())]
 
 
-def _look_outside(blocks: list[Block], trace_id: bytes, known: dict[bytes, str]) -> None:
-    """Add the trace's spans from blocks outside the window (once per trace)."""
-    if known.get(b"") == "looked":
-        return
-    known[b""] = "looked"  # span ids are never empty: a safe place for the mark
-    for block in blocks:
+def _span_services(state: State, trace_id: bytes) -> dict[bytes, str]:
+    """Span id -> service for every stored copy of the trace's spans, the first copy winning."""
+    known: dict[bytes, str] = {}
+    for block in state.blocks_oldest_first():
         ordinal = block.find(trace_id)
         if ordinal < 0:
             continue
@@ -215,3 +207,12 @@ def _look_outside(blocks: list[Block], trace_id: bytes, known: dict[bytes, str])
         span_ids, origins = block.rows(first, end, (SPAN_ID, ORIGIN))
         for span_id, origin in zip(span_ids, origins, strict=True):
             known.setdefault(span_id, block.origins[origin].service)
+    for head in state.heads_oldest_first():
+        entry = head.store.traces.get(trace_id)
+        if entry is None:
+            continue
+        for _, _, _, _, _, _, number, span_id, _ in entry.spans:
+            origin = head.store.origins[number]
+            assert origin is not None
+            known.setdefault(span_id, origin.service)
+    return known

@@ -11,6 +11,7 @@ are decoded (`tags_match`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,13 +46,42 @@ class BlockSearch:
             op = block.name_ids.get(q.operation, -1)
             if op < 0:
                 return []
+        if not self._may_hold(block):
+            return []
+        candidates = None
+        index = block.tag_index
+        if index is not None:
+            tests = _prunable(plans)
+            if tests:
+                candidates = index.candidates([(t.key_bytes, t.value.encode()) for t in tests])
+                if not candidates:
+                    return []  # no batch has the tag: the block is skipped
         columns = block.search_columns()
         mask = self._mask(block, live, op)
+        if candidates is not None and len(candidates) < block.batches:
+            in_batches = _batch_mask(block.spans, candidates)
+            mask = in_batches if mask is None else pc.and_(mask, in_batches)
         if not any(plans[number] for number in live):
             traces = columns.trace if mask is None else pc.filter(columns.trace, mask)
             return _newest(pc.unique(traces), columns.trace_last)[:want]
-        rows = pc.indices_nonzero(mask) if mask is not None else pa.array(range(block.spans))
-        return _TagScan(block, plans, rows).traces(want)
+        return _TagScan(block, plans, mask).traces(want)
+
+    def _may_hold(self, block: Block) -> bool:
+        """False when the block's (service, operation, kind) list or its duration range rules
+        out every span, without touching its columns."""
+        q = self.query
+        kind = None if q.span_kind is None else int(q.span_kind)
+        if (q.operation or kind is not None) and not any(
+            (not q.service or s == q.service)
+            and (not q.operation or n == q.operation)
+            and (kind is None or k == kind)
+            for s, n, k in block.operations
+        ):
+            return False
+        low, high = block.durations
+        if q.duration_min_ns is not None and high < q.duration_min_ns:
+            return False
+        return q.duration_max_ns is None or low <= q.duration_max_ns
 
     def _mask(self, block: Block, live: list[int], op: int) -> pa.Array | None:
         q = self.query
@@ -81,6 +111,30 @@ class BlockSearch:
         return mask
 
 
+def _prunable(plans: list[tuple[TagTest, ...] | None]) -> list[TagTest]:
+    """The plain `key=value` tests every live origin leaves open: a span must hold each."""
+    open_plans = [set(plan) for plan in plans if plan]
+    live = sum(1 for plan in plans if plan is not None)
+    if not open_plans or len(open_plans) != live:
+        return []
+    return [t for t in set.intersection(*open_plans) if type(t) is TagTest]
+
+
+def _batch_mask(spans: int, batches: set[int]) -> pa.Array:
+    """True for the rows of the given record batches."""
+    flags = bytes(number in batches for number in range(-(-spans // BATCH_ROWS)))
+    rows = b"".join(b"\x01" * BATCH_ROWS if flag else b"\x00" * BATCH_ROWS for flag in flags)
+    array = pa.Array.from_buffers(pa.uint8(), spans, [None, pa.py_buffer(rows[:spans])])
+    return pc.cast(array, pa.bool_())
+
+
+def _view(array: pa.Array, code: Literal["b", "B", "i"]) -> memoryview[int]:
+    """The values of a primitive Arrow array without nulls, zero-copy, indexable by row."""
+    buffer = array.buffers()[1]
+    data: memoryview[int] = memoryview(b"" if buffer is None else buffer).cast(code)
+    return data[array.offset : array.offset + len(array)]
+
+
 def _newest(traces: pa.Array, trace_last: pa.Array) -> list[int]:
     order = pc.array_sort_indices(pc.take(trace_last, traces), order="descending")
     result: list[int] = pc.take(traces, order).to_pylist()
@@ -88,37 +142,27 @@ def _newest(traces: pa.Array, trace_last: pa.Array) -> list[int]:
 
 
 class _TagScan:
-    """Rows left after the column filters, tested for the open tag tests trace by trace, newest
-    trace first. A record batch is decompressed when a row in it is first tested; a batch whose
-    bytes rule out a plain `key=value` every live origin needs is skipped whole, and rows whose
-    open tests are all `error` ones are decided by their status where the batch holds no
-    `error` bytes at all."""
+    """Traces whose rows pass the column mask, tested for the open tag tests one trace at a time,
+    newest trace first, until enough match: only the traces tried cost Python work. A record
+    batch is decompressed when a row in it is first tested; a batch whose bytes rule out a plain
+    `key=value` every live origin needs is skipped whole, and rows whose open tests are all
+    `error` ones are decided by their status where the batch holds no `error=true` at all."""
 
     CACHED_BATCHES = 64
 
-    def __init__(self, block: Block, plans: list[tuple[TagTest, ...] | None], rows: pa.Array):
+    def __init__(
+        self, block: Block, plans: list[tuple[TagTest, ...] | None], mask: pa.Array | None
+    ):
         self.block = block
         self.plans = plans
         columns = block.search_columns()
-        self.rows: list[int] = rows.to_pylist()
-        self.origins: list[int] = pc.take(columns.origin, rows).to_pylist()
-        self.kinds: list[int] = pc.take(columns.kind, rows).to_pylist()
-        self.statuses: list[int] = pc.take(columns.status, rows).to_pylist()
-        row_traces = pc.take(columns.trace, rows)
-        self.order = _newest(pc.unique(row_traces), columns.trace_last)
-        # rows ascend, so each trace's rows are one run of `self.rows`
-        counts = pc.value_counts(row_traces)
-        self.runs: dict[int, tuple[int, int]] = {}
-        position = 0
-        for trace, count in zip(
-            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
-        ):
-            self.runs[trace] = (position, position + count)
-            position += count
-        open_plans = [set(plan) for plan in plans if plan]
-        live = sum(1 for plan in plans if plan is not None)
-        common = set.intersection(*open_plans) if open_plans else set()
-        self.prunable = [t for t in common if type(t) is TagTest] if len(open_plans) == live else []
+        traces = columns.trace if mask is None else pc.filter(columns.trace, mask)
+        self.order = _newest(pc.unique(traces), columns.trace_last)
+        self.mask = None if mask is None else _view(pc.cast(mask, pa.uint8()), "B")
+        self.origins = _view(columns.origin, "i")
+        self.kinds = _view(columns.kind, "b")
+        self.statuses = _view(columns.status, "b")
+        self.prunable = _prunable(plans)
         self.errors_only = {
             number: bool(plan) and all(isinstance(t, ErrorTest) for t in plan)
             for number, plan in enumerate(plans)
@@ -128,23 +172,25 @@ class _TagScan:
 
     def traces(self, want: int) -> list[int]:
         found: list[int] = []
+        trace_rows, mask = self.block.trace_rows, self.mask
         for trace in self.order:
-            first, end = self.runs[trace]
-            if any(self._matches(at) for at in range(first, end)):
+            rows = range(trace_rows[trace], trace_rows[trace + 1])
+            if any((mask is None or mask[row]) and self._matches(row) for row in rows):
                 found.append(trace)
                 if len(found) == want:
                     break
         return found
 
-    def _matches(self, at: int) -> bool:
-        row = self.rows[at]
-        plan = self.plans[self.origins[at]]
-        assert plan is not None  # the mask kept live origins only
+    def _matches(self, row: int) -> bool:
+        origin = self.origins[row]
+        plan = self.plans[origin]
+        if plan is None:  # without a mask, rows of origins that cannot match come by
+            return False
         if not plan:
             return True
         number = row // BATCH_ROWS
-        kind, status = self.kinds[at], self.statuses[at]
-        if self.errors_only[self.origins[at]] and not self.block.error_batches[number]:
+        kind, status = self.kinds[row], self.statuses[row]
+        if self.errors_only[origin] and not self.block.error_batches[number]:
             return tags_match(plan, b"", kind, status)  # no `error` bytes: status decides
         raws = self._batch(number)
         if raws is None:

@@ -37,6 +37,7 @@ class Head:
     opened: float = field(default_factory=time.monotonic)
     offset: int = 0  # bytes of the segment read so far (a following reader's position)
     at_start: bool = True
+    complete: bool = False  # a reader has read all of a closed segment
 
     @property
     def spans(self) -> int:
@@ -167,8 +168,9 @@ def open_block(directory: Directory, seq: int) -> Block:
         raise StorageError(f"{exc}; refusing to start rather than drop its spans") from None
 
 
-def read_segment(directory: Directory, seq: int, head: Head) -> bool:
-    """Add the segment's records past `head.offset` to the head; False when the file is gone.
+def read_segment(directory: Directory, seq: int, head: Head) -> bool | None:
+    """Add the segment's records past `head.offset` to the head: None when the file is gone,
+    else whether everything in the file was read (no incomplete record left at its end).
     Raises CorruptLog (a StorageError) on damage."""
     path = directory.segment(seq)
     try:
@@ -176,32 +178,59 @@ def read_segment(directory: Directory, seq: int, head: Head) -> bool:
             file.seek(head.offset)
             data = file.read()
     except FileNotFoundError:
-        return False
+        return None
     found = scan(data, head.at_start, str(path))
     for batch in batches(found.payloads, str(path)):
         head.store.add(batch)
     if found.end:
         head.at_start = False
         head.offset += found.end
-    return True
+    return found.end == len(data)
 
 
 def follow(directory: Directory, state: State) -> None:
-    """Bring a reading process's view up to date with the directory (a few stat calls)."""
+    """Bring a reading process's view fully up to date with the directory (on start)."""
     if not directory.prepare(create=False):
         return
-    segments, blocks, _ = directory.listing()
+    _, blocks, _ = directory.listing()
     for seq in blocks:
         if seq not in state.blocks:
             state.blocks[seq] = open_block(directory, seq)
-    for seq in set(state.blocks) - set(blocks):
+    tail(directory, state)
+
+
+def tail(directory: Directory, state: State) -> list[int]:
+    """A reading process's cheap look before each read: new log records are read into heads
+    and deleted blocks forgotten; returns the new blocks, which the caller opens in the
+    background while their heads answer. Only a block whose segment went away before this
+    process read all of it is opened here, as otherwise acknowledged spans would be missing."""
+    if not directory.prepare(create=False):
+        return []
+    segments, blocks, _ = directory.listing()
+    on_disk = set(blocks)
+    for seq in set(state.blocks) - on_disk:
         del state.blocks[seq]  # deleted by retention
     for seq in list(state.heads):
-        if seq in state.blocks or seq not in segments:
+        if seq in state.blocks or (seq not in segments and seq not in on_disk):
             del state.heads[seq]
+    newest = max(segments, default=-1)
     for seq in segments:
         if seq in state.blocks:
             continue
         head = state.heads.setdefault(seq, Head())
-        if not read_segment(directory, seq, head):
-            del state.heads[seq]  # sealed meanwhile: its block shows up on the next look
+        if head.complete:
+            continue
+        read_all = read_segment(directory, seq, head)
+        # the writer opens the next segment only after its last write to this one
+        head.complete = bool(read_all) and seq < newest
+    waiting = []
+    for seq in blocks:
+        if seq in state.blocks:
+            continue
+        known = state.heads.get(seq)
+        if seq in segments or (known is not None and known.complete):
+            waiting.append(seq)
+        else:
+            state.blocks[seq] = open_block(directory, seq)
+            state.heads.pop(seq, None)
+    return waiting
