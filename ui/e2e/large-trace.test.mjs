@@ -262,6 +262,8 @@ async function measureInteraction(page) {
     assert.equal(await page.locator('.tl-row').count(), 1);
     times.expandRoot.push(await timeClick(page, rootToggle));
     assert.ok((await page.locator('.tl-row').count()) > 20);
+    // the virtualizer may place the re-expanded rows a frame later: wait for the row to click
+    await page.locator(`.tl-row[data-row="${5 + i}"] .tl-op`).waitFor({ timeout: 30_000 });
     times.select.push(await timeClick(page, `.tl-row[data-row="${5 + i}"] .tl-op`));
     await page.locator(`aside[data-span-id="${await page.locator(`.tl-row[data-row="${5 + i}"]`).getAttribute('data-span-id')}"]`).waitFor();
     const search = await timeSearch(page, ['step-42', 'step-7', 'redis'][i]);
