@@ -319,6 +319,27 @@ def render(template: Template, index_name: Callable[[int], bytes], trace_id: byt
     return out
 
 
+def check_template(template: Template, spans: list[Span], tag_fields: TagFields) -> None:
+    """A copy with a new trace id, span ids and start is the writer's document for such a span."""
+    rng = random.Random(len(spans))
+    trace_id, span_ids = rng.randbytes(16), [rng.randbytes(8) for _ in spans]
+    shift = rng.randrange(10**12)
+    copies = render(template, lambda _: b"", trace_id, span_ids, spans[0].start_ns + shift)
+    new_ids = {s.span_id: new for s, new in zip(spans, span_ids, strict=True)}
+    for span, copy in zip(spans, copies, strict=True):
+        moved = dataclasses.replace(
+            span, trace_id=trace_id, span_id=new_ids[span.span_id],
+            parent_span_id=new_ids.get(span.parent_span_id, b""),
+            start_ns=span.start_ns + shift, end_ns=span.end_ns + shift,
+        )  # fmt: skip
+        otlp = OtlpEnvelope(span.resource, span.scope).wrap(span_to_pb(moved).SerializeToString())
+        process_doc = split_process(process(span.resource), tag_fields)
+        expected = orjson.dumps(span_document(moved, process_doc, tag_fields, otlp)) + b"\n"
+        if copy != expected:
+            raise AssertionError(f"the fill's document differs from the writer's:\n{copy!r}\n"
+                                 f"{expected!r}")  # fmt: skip
+
+
 async def fill(
     config: ElasticConfig, storage: ElasticStorage, plan: Plan, first: int, last: int,
     until: float, sampled: list[bytes],
@@ -329,6 +350,8 @@ async def fill(
     for k in range(TEMPLATES):
         spans = make_trace(rng, rng.randbytes(16), plan.start_ns + k * 10**9)
         templates.append(Template(spans, storage.indices, tag_fields))
+        if k < 50:
+            check_template(templates[-1], spans, tag_fields)
     actions: dict[str, bytes] = {}
 
     def index_name(start_ns: int) -> bytes:
