@@ -7,6 +7,8 @@ done twice on separate prefixes: with the `otlp` field (the default) and without
 document only), so the cost of lossless reads is a ratio measured side by side.
 
     .venv/bin/python bench/elasticsearch.py --spans 200000
+
+The run at scale (millions of spans in daily indices) is `bench/elasticsearch_10m.py`.
 """
 
 from __future__ import annotations
