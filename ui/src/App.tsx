@@ -16,14 +16,14 @@ export default function App() {
       <TopNav />
       <main className="page">
         <Suspense fallback={<p className="empty">Loading…</p>}>
-        <Routes>
-          <Route path="/" element={<Navigate to="/search" replace />} />
-          <Route path="/search" element={<SearchPage />} />
-          <Route path="/trace/:id" element={<TracePage />} />
-          <Route path="/compare" element={<ComparePage />} />
-          <Route path="/dependencies" element={<ServiceGraphPage />} />
-          <Route path="*" element={<p className="empty">No page here. <NavLink to="/search">Search traces</NavLink></p>} />
-        </Routes>
+          <Routes>
+            <Route path="/" element={<Navigate to="/search" replace />} />
+            <Route path="/search" element={<SearchPage />} />
+            <Route path="/trace/:id" element={<TracePage />} />
+            <Route path="/compare" element={<ComparePage />} />
+            <Route path="/dependencies" element={<ServiceGraphPage />} />
+            <Route path="*" element={<p className="empty">No page here. <NavLink to="/search">Search traces</NavLink></p>} />
+          </Routes>
         </Suspense>
       </main>
     </div>
