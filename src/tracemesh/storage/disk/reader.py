@@ -162,7 +162,7 @@ class DiskDependencyReader:
         for block in state.blocks_oldest_first():
             if block.max_start < begin_ns or block.min_start > end_ns:
                 continue
-            links = await asyncio.to_thread(block.links) if block._links is None else block.links()
+            links = block.links() if block.links_ready else await asyncio.to_thread(block.links)
             links.count(begin_ns, end_ns, calls)
             unresolved += [(t, p, s) for _, t, p, s in links.unresolved_in(begin_ns, end_ns)]
             await asyncio.sleep(0)
