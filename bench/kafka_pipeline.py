@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import grpc
-import httpx
 import psutil
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -34,20 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from tests.e2e.server import Server, start  # noqa: E402
+from tests.integration.kafka.harness import metric  # noqa: E402
 from tests.servers.kafka import KafkaBroker  # noqa: E402
 
 from ingest import EXPORT, make_request  # noqa: E402
 
 PARTITIONS = 4
 SENDERS = 4
-
-
-def metric(srv: Server, name: str) -> float:
-    total = 0.0
-    for line in httpx.get(srv.admin + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def cpu(srv: Server) -> float:

@@ -22,19 +22,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from tests.e2e.server import Server
 from tests.integration.mesh.upstreams import Receive, Scope, Send, uvicorn_upstream
+from tracemesh.demos.app_kit import ISTIO_HEADERS
 from tracemesh.runtime.proxy_options import GATEWAY, SIDECAR, ProxyOptions
 from tracemesh.runtime.proxy_process import ProxyProcess
 
-# What Chapter 7's HelloController2 copies from its request to its formatter call.
-ISTIO_HEADERS = (
-    "x-request-id",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "x-ot-span-context",
-)
 FORMATTER_PORT = 8080  # the port hello addresses formatter on (Host: formatter:8080)
 SERVICE_PORT = 8080  # every service's port in MESH_YAML
 
