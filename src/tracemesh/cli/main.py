@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     runner_commands.add_mesh_parser(sub)
     runner_commands.add_demo_parser(sub)
     es_commands.add_parsers(sub)
+    from tracemesh.kube import cli as kube_cli  # `operator` and `manifests`
+
+    kube_cli.add_parsers(sub)
     return parser
 
 
@@ -132,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         return runner_commands.main(args)
     if args.command in es_commands.COMMANDS:
         return es_commands.run(args)
+    if args.command in ("operator", "manifests"):
+        from tracemesh.kube import cli as kube_cli
+
+        return kube_cli.run(args)
     config = cfg.from_namespace(args)
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -39,6 +39,7 @@ class Config:
     sampling_default_probability: float = 1.0
     agent_collector: str = "127.0.0.1:4317"
     agent_queue_spans: int = 100_000
+    agent_otlp: bool = False
     query_base_path: str = ""
     query_ui_dir: str = ""
     shutdown_timeout: float = 10.0
@@ -118,6 +119,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--agent.queue-spans": (
         "agent_queue_spans",
         "agent: spans buffered while the collector is away",
+    ),
+    "--agent.otlp": (
+        "agent_otlp",
+        "agent: also take OTLP on the OTLP ports (as a sidecar, for OpenTelemetry SDKs)",
     ),
     "--query.base-path": ("query_base_path", "URL prefix for the API and UI, e.g. /jaeger"),
     "--query.ui-dir": ("query_ui_dir", "directory of UI files to serve (default: the built-in UI)"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Generator
 
 import uvicorn
@@ -36,9 +37,12 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    """One listening HTTP server; `port` is the bound port (useful when 0 was asked)."""
+    """One listening HTTP server; `port` is the bound port (useful when 0 was asked). With `tls`
+    it serves HTTPS; loading a new chain into that context serves it on the next handshake."""
 
-    def __init__(self, name: str, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, name: str, app: ASGIApp, host: str, port: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.name = name
         self._sock = bind_tcp(host, port)
         self.host = host
@@ -52,6 +56,9 @@ class HttpServer:
             timeout_keep_alive=30,
             server_header=False,
         )
+        if tls is not None:
+            config.load()
+            config.ssl = tls
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
 

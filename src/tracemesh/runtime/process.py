@@ -181,6 +181,8 @@ class Process:
             sink = self.forwarder
         if sink is not None:
             await self._start_udp(sink)
+        if self.forwarder is not None and cfg.agent_otlp:
+            await self._start_otlp(self.forwarder)
         if INGESTER in self.roles:
             assert self.storage is not None
             self.ingester = Ingester(ingester_config(cfg), self.storage.writer(), self.metrics,
@@ -206,12 +208,18 @@ class Process:
         if self.storage is not None:
             self.tasks.spawn("storage-stats", self._storage_stats(self.storage))
 
-    async def _start_collector_receivers(self, pipeline: Pipeline) -> None:
+    async def _start_otlp(self, sink: BatchSink) -> None:
         cfg = self.config
-        otlp = OtlpGrpcReceiver(pipeline, self.metrics, host=cfg.host, port=cfg.otlp_grpc_port,
+        otlp = OtlpGrpcReceiver(sink, self.metrics, host=cfg.host, port=cfg.otlp_grpc_port,
                                 max_message_bytes=cfg.otlp_grpc_max_message_bytes)  # fmt: skip
         await otlp.start()
         self._add("OTLP/gRPC", f"{cfg.host}:{otlp.port}", otlp.stop, lambda: True, intake=True)
+        app = otlp_http.build_app(sink, self.metrics, max_body_bytes=cfg.otlp_max_body_bytes)
+        await self._serve("OTLP/HTTP", app, cfg.otlp_http_port, "/v1/traces", intake=True)
+
+    async def _start_collector_receivers(self, pipeline: Pipeline) -> None:
+        cfg = self.config
+        await self._start_otlp(pipeline)
         jaeger = JaegerGrpcReceiver(pipeline, self.metrics, host=cfg.host,
                                     port=cfg.collector_grpc_port, sampling=self.sampling,
                                     max_message_bytes=cfg.otlp_grpc_max_message_bytes)  # fmt: skip
@@ -220,8 +228,6 @@ class Process:
                   intake=True)  # fmt: skip
         limit = cfg.otlp_max_body_bytes
         apps: list[tuple[str, ASGIApp, int, str]] = [
-            ("OTLP/HTTP", otlp_http.build_app(pipeline, self.metrics, max_body_bytes=limit),
-             cfg.otlp_http_port, "/v1/traces"),
             ("Jaeger Thrift/HTTP", jaeger_http.build_app(pipeline, self.metrics,
              max_body_bytes=limit, sampling=self.sampling), cfg.collector_http_port,
              "/api/traces /api/sampling"),

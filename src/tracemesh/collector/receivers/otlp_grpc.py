@@ -22,9 +22,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs.otlp_proto import DecodedBatch, decode_request
 from tracemesh.codecs.protowire import encode_status
-from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
+from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.receivers.grpc_server import start_grpc_server
 from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
+from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.storage.api import StorageError
 
@@ -59,7 +60,7 @@ class OtlpGrpcReceiver:
 
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: BatchSink,
         metrics: Metrics,
         *,
         host: str,

@@ -29,7 +29,8 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs.otlp_json import request_from_json
 from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, parse_request
 from tracemesh.codecs.protowire import encode_status
-from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
+from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
+from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.storage.api import StorageError
 
@@ -72,7 +73,7 @@ class _Disconnected(Exception):
 class OtlpHttpApp:
     """The ASGI application; see `build_app`."""
 
-    def __init__(self, pipeline: Pipeline, metrics: Metrics, *, max_body_bytes: int) -> None:
+    def __init__(self, pipeline: BatchSink, metrics: Metrics, *, max_body_bytes: int) -> None:
         self._pipeline = pipeline
         self._metrics = metrics
         self._max_body = max_body_bytes
@@ -200,7 +201,7 @@ class OtlpHttpApp:
 
 
 def build_app(
-    pipeline: Pipeline, metrics: Metrics, *, max_body_bytes: int = 32 * MiB
+    pipeline: BatchSink, metrics: Metrics, *, max_body_bytes: int = 32 * MiB
 ) -> OtlpHttpApp:
     """The OTLP/HTTP trace receiver as an ASGI app (serve it with uvicorn, or mount it)."""
     return OtlpHttpApp(pipeline, metrics, max_body_bytes=max_body_bytes)

@@ -1,0 +1,1 @@
+"""tracemesh on Kubernetes: the `Jaeger` resource, the operator that runs it, agent injection."""
