@@ -18,9 +18,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # on failure each test that needs the node fails with the reason; the others still run
         with contextlib.suppress(NodeError):
             shared_node()
+    if any("integration/kube/" in item.nodeid for item in session.items):
+        from tests.integration.kube.control_plane import ControlPlaneError, shared_control_plane
+
+        # a first run builds the binaries (~10 minutes); each kube test reports a failure
+        with contextlib.suppress(ControlPlaneError):
+            shared_control_plane()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from tests.support.search_node import stop_shared_node
 
     stop_shared_node()
+    from tests.integration.kube.control_plane import stop_shared_control_plane
+
+    stop_shared_control_plane()

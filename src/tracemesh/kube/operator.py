@@ -37,6 +37,7 @@ JAEGER = ("jaegertracing.io/v1", "Jaeger")
 SECRET = ("v1", "Secret")
 WEBHOOK_CONFIG = ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
 Key = tuple[str, str]  # (namespace, name)
+CA_GRACE = 2.0  # seconds between publishing a new CA and serving the certificate it signed
 
 
 @dataclass
@@ -358,12 +359,13 @@ class Operator:
                 "data": {k: base64.b64encode(v).decode() for k, v in files.items()},
             }
         )
-        log.info("webhook certificate issued, valid until %s", certs.renew_at(bundle.cert))
+        log.info("webhook certificate issued, renewal due %s", certs.renew_at(bundle.cert))
         return bundle
 
     async def _publish_ca(self, ca_bundle: bytes) -> None:
         """Put the CA bundle into every webhook of the configuration (when it differs)."""
         name = self.settings.webhook_configuration
+        self._ca_bundle = ca_bundle
         config = await self.cluster.get(*WEBHOOK_CONFIG, name)
         if config is None:
             log.warning(
@@ -381,7 +383,6 @@ class Operator:
         if ops:
             await self.cluster.patch(*WEBHOOK_CONFIG, name, None, ops, json_patch=True)
             log.info("webhook CA bundle published to %s", name)
-        self._ca_bundle = ca_bundle
 
     async def _keep_certificate(self) -> None:
         """Renew the certificate when due and keep the configuration's CA bundle current (a
@@ -390,12 +391,14 @@ class Operator:
             await asyncio.sleep(self.settings.cert_check_interval)
             try:
                 bundle = await self._current_certificate()
-                if bundle.ca_bundle != self._ca_bundle:
-                    # publish the new CA first: the API server must trust it before we serve it
-                    await self._publish_ca(bundle.ca_bundle)
+                renewed = bundle.ca_bundle != self._ca_bundle
+                await self._publish_ca(bundle.ca_bundle)
+                if renewed:
+                    # the API server must trust the new CA before it is served: its webhook
+                    # clients follow a changed caBundle within moments
+                    await asyncio.sleep(CA_GRACE)
                     assert self._tls is not None
                     load_chain(self._tls, bundle.cert, bundle.key)
-                else:
-                    await self._publish_ca(bundle.ca_bundle)
+                    log.info("webhook serves the renewed certificate")
             except (ApiError, OSError) as exc:
                 log.warning("webhook certificate check failed (retrying): %s", exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -20,7 +21,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -134,7 +137,6 @@ class ControlPlane:
         namespace: str = "default",
     ) -> Path:
         import base64
-        import json
 
         user: dict[str, str] = {}
         if token:
@@ -169,10 +171,10 @@ class ControlPlane:
     # -- processes -----------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 (the process keeps it)
-        self.procs[name] = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(self.dir / f"{name}.log", "wb") as log:  # the process keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def log_tail(self, name: str, size: int = 3000) -> str:
         path = self.dir / f"{name}.log"
@@ -339,6 +341,15 @@ class ControlPlane:
             )
         return done
 
+    def get(self, *args: str) -> Any:
+        """`kubectl get ... -o json`, decoded; None when the object does not exist."""
+        done = self.kubectl("get", *args, "-o", "json", check=False)
+        if done.returncode != 0:
+            if "NotFound" in done.stderr or "not found" in done.stderr:
+                return None
+            raise AssertionError(f"kubectl get {' '.join(args)}: {done.stderr}")
+        return json.loads(done.stdout)
+
     def token_kubeconfig(self, service_account: str, namespace: str) -> Path:
         """A kubeconfig that acts as a ServiceAccount (a token from the TokenRequest API), so
         tests run the operator with exactly the RBAC its manifests grant."""
@@ -375,3 +386,15 @@ def stop_shared_control_plane() -> None:
     if _shared is not None:
         _shared.stop()
         _shared = None
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` and its last answer."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what or check}; last: {last!r}")
