@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("operator", "manifests"):
         from tracemesh.kube import cli as kube_cli
 
+        _install_event_loop()
         return kube_cli.run(args)
     config = cfg.from_namespace(args)
     logging.basicConfig(

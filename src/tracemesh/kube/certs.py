@@ -117,8 +117,10 @@ def renew_at(cert_pem: bytes) -> datetime.datetime:
     return start + (end - start) * 2 / 3
 
 
-def due(cert_pem: bytes, hosts: list[str]) -> bool:
-    """True when the certificate is missing, unreadable, past renewal or for other hosts."""
+def due(cert_pem: bytes, hosts: list[str], validity: datetime.timedelta | None = None) -> bool:
+    """True when the certificate is missing, unreadable, for other hosts, or past renewal:
+    two thirds into its life, or into `validity` from its start if that is shorter (a new
+    setting takes effect without waiting for the old certificate)."""
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -126,4 +128,7 @@ def due(cert_pem: bytes, hosts: list[str]) -> bool:
         return True
     covered = {str(v) for v in san.get_values_for_type(x509.DNSName)}
     covered |= {str(v) for v in san.get_values_for_type(x509.IPAddress)}
-    return not set(hosts) <= covered or _now() >= renew_at(cert_pem)
+    renew = renew_at(cert_pem)
+    if validity is not None:
+        renew = min(renew, cert.not_valid_before_utc + validity * 2 / 3)
+    return not set(hosts) <= covered or _now() >= renew

@@ -163,6 +163,8 @@ def _deployment(install: Install) -> Json:
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
+        # the webhook's certificate reaches the TLS library through files in /tmp
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     selector = {"app.kubernetes.io/name": NAME}
     return {
@@ -174,7 +176,11 @@ def _deployment(install: Install) -> Json:
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": {**_labels(), **selector}},
-                "spec": {"serviceAccountName": NAME, "containers": [container]},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
             },
         },
     }

@@ -128,6 +128,10 @@ class Operator:
         self.tasks = TaskOwner()
         self.queue = WorkQueue()
         self.instances: dict[Key, JaegerInstance] = {}
+        self.resources: dict[Key, Json] = {}  # the latest of each resource, as watched
+        self.workloads: dict[Key, dict[tuple[str, str], Json]] = {}  # (kind, name) -> object
+        self.reconciled: dict[Key, int] = {}  # generation last reconciled in full
+        self.full: set[Key] = set()  # keys queued for a full reconcile
         self.namespace_annotations: dict[str, dict[str, str]] = {}
         self.listeners: list[Listener] = []
         self._ca_bundle = b""
@@ -208,25 +212,44 @@ class Operator:
             key = (meta.get("namespace", ""), meta.get("name", ""))
             if event == "DELETED":
                 self.instances.pop(key, None)
+                self.resources.pop(key, None)
+                self.workloads.pop(key, None)
+                self.reconciled.pop(key, None)
                 continue
+            self.resources[key] = obj
             self.instances[key] = read(obj, self.settings.image)
-            self.queue.add(key)
+            # a status write (ours) leaves the generation alone: nothing to reconcile
+            if meta.get("generation") != self.reconciled.get(key):
+                self.request(key, full=True)
 
     async def _watch_owned(self, namespace: str | None) -> None:
-        """A change to a Deployment or DaemonSet we made (its readiness, or someone editing or
-        deleting it) reconciles its resource again."""
+        """A workload we made changed (its readiness): its resource's status is refreshed. An
+        object we made was deleted: its resource is reconciled. Other edits to our objects are
+        undone at the next resync."""
         labels = {"app.kubernetes.io/managed-by": render.MANAGED_BY}
 
         async def follow(api_version: str, kind: str) -> None:
-            async for _, obj in self.cluster.watch(api_version, kind, namespace, labels):
+            async for event, obj in self.cluster.watch(api_version, kind, namespace, labels):
                 meta = obj.get("metadata") or {}
-                owner = meta.get("labels", {}).get("app.kubernetes.io/instance")
-                if owner and (meta.get("namespace", ""), owner) in self.instances:
-                    self.queue.add((meta.get("namespace", ""), owner))
+                owner = (meta.get("labels") or {}).get("app.kubernetes.io/instance")
+                key = (meta.get("namespace", ""), owner or "")
+                if key not in self.instances:
+                    continue
+                if event == "DELETED":
+                    self.workloads.get(key, {}).pop((kind, meta.get("name", "")), None)
+                    self.request(key, full=True)
+                elif kind in ("Deployment", "DaemonSet"):
+                    obj.setdefault("kind", kind)
+                    self.workloads.setdefault(key, {})[(kind, meta.get("name", ""))] = obj
+                    self.request(key, full=False)
 
-        await asyncio.gather(
-            follow("apps/v1", "Deployment"), follow("apps/v1", "DaemonSet"), follow("v1", "Service")
-        )
+        await asyncio.gather(*(follow(v, k) for v, k in render.MANAGED_KINDS))
+
+    def request(self, key: Key, *, full: bool) -> None:
+        """Queue `key`: a full reconcile, or only a status refresh from the watched workloads."""
+        if full:
+            self.full.add(key)
+        self.queue.add(key)
 
     async def _watch_namespaces(self) -> None:
         async for event, obj in self.cluster.watch("v1", "Namespace"):
@@ -242,16 +265,18 @@ class Operator:
         while True:
             await asyncio.sleep(self.settings.resync_interval)
             for key in list(self.instances):
-                self.queue.add(key)
+                self.request(key, full=True)
 
     # -- reconcile ---------------------------------------------------------------------------
 
     async def _work(self) -> None:
         while True:
             key = await self.queue.take()
+            full = key in self.full or key not in self.reconciled
+            self.full.discard(key)
             started = time.perf_counter()
             try:
-                outcome = await self.reconcile(*key)
+                outcome = await (self.reconcile(*key) if full else self.refresh_status(key))
             except Exception:  # one resource's failure must not stop the others'
                 log.exception("reconcile %s/%s failed", *key)
                 outcome = "error"
@@ -259,11 +284,22 @@ class Operator:
             finally:
                 self.queue.done(key)
             self.metrics.reconciles.labels(outcome).inc()
-            self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            if full:
+                self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
 
     async def _later(self, key: Key, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        self.queue.add(key)
+        self.request(key, full=True)
+
+    async def refresh_status(self, key: Key) -> str:
+        inst, obj = self.instances.get(key), self.resources.get(key)
+        if inst is None or obj is None or inst.errors:
+            return "skipped"
+        given = obj.get("status")
+        previous: Json = given if isinstance(given, dict) else {}
+        workloads = list(self.workloads.get(key, {}).values())
+        await self._write_status(inst, previous, build_status(inst, previous, workloads=workloads))
+        return "status"
 
     async def reconcile(self, namespace: str, name: str) -> str:
         obj = await self.cluster.get(*JAEGER, name, namespace)
@@ -275,6 +311,7 @@ class Operator:
         given = obj.get("status")
         previous: Json = given if isinstance(given, dict) else {}
         if inst.errors:
+            self.reconciled[(namespace, name)] = inst.generation
             log.warning("Jaeger %s/%s: %s", namespace, name, "; ".join(inst.errors))
             await self._write_status(inst, previous, build_status(inst, previous))
             return "invalid"
@@ -288,6 +325,10 @@ class Operator:
             await self._write_status(inst, previous, build_status(inst, previous, error=message))
             raise
         workloads = [o for o in applied if o.get("kind") in ("Deployment", "DaemonSet")]
+        self.workloads[(namespace, name)] = {
+            (o["kind"], o["metadata"]["name"]): o for o in workloads
+        }
+        self.reconciled[(namespace, name)] = inst.generation
         await self._write_status(inst, previous, build_status(inst, previous, workloads=workloads))
         return "applied"
 
@@ -329,7 +370,8 @@ class Operator:
         s = self.settings
         secret = await self.cluster.get(*SECRET, s.secret_name, s.namespace)
         data = {k: base64.b64decode(v) for k, v in ((secret or {}).get("data") or {}).items()}
-        if secret is not None and not certs.due(data.get("tls.crt", b""), s.cert_hosts):
+        validity = datetime.timedelta(seconds=s.cert_validity)
+        if secret is not None and not certs.due(data.get("tls.crt", b""), s.cert_hosts, validity):
             return certs.Bundle(
                 ca_cert=data.get("ca.crt", b""),
                 ca_key=data.get("ca.key", b""),
@@ -337,7 +379,6 @@ class Operator:
                 key=data.get("tls.key", b""),
                 ca_bundle=data.get("ca-bundle.crt", b""),
             )
-        validity = datetime.timedelta(seconds=s.cert_validity)
         bundle = certs.issue(s.cert_hosts, validity, previous_ca=data.get("ca.crt", b""))
         files = {
             "ca.crt": bundle.ca_cert,

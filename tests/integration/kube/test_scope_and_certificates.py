@@ -58,6 +58,9 @@ def restricted(plane: ControlPlane) -> Iterator[OperatorProcess]:
         watch="team-a,team-b",
         extra=("--webhook.cert-validity=9s", "--webhook.cert-check-interval=1s"),
     )
+    # a cluster-wide install before this one left its binding: take it away, as a user moving
+    # to namespaced mode does, so the operator has exactly the namespaced rights
+    plane.kubectl("delete", "clusterrolebinding", "tracemesh-operator", "--ignore-not-found")
     process.start()
     yield process
     process.stop()
@@ -118,13 +121,17 @@ def test_the_certificate_is_renewed_and_admissions_go_on(
     first_bundle = _ca_bundle(plane)
     first_cert = _served_fingerprint(restricted.webhook_port)
     assert first_bundle.count(b"BEGIN CERTIFICATE") >= 1
+    # renewals come every ~6 s here; the two reads may straddle one, so wait for both to move
     new_cert = eventually(
-        lambda: (f := _served_fingerprint(restricted.webhook_port)) != first_cert and f,
+        lambda: (
+            (f := _served_fingerprint(restricted.webhook_port)) != first_cert
+            and _ca_bundle(plane) != first_bundle
+            and f
+        ),
         timeout=30,
-        what="a renewed serving certificate",
+        what="a renewed serving certificate and CA bundle",
     )
     bundle = _ca_bundle(plane)
-    assert bundle != first_bundle
     assert bundle.count(b"BEGIN CERTIFICATE") == 2  # the new CA, and the previous one
     secret = plane.get("secret", "tracemesh-operator-webhook-cert", "-n", "tracemesh")
     assert base64.b64decode(secret["data"]["ca-bundle.crt"]) in (bundle, _ca_bundle(plane))
