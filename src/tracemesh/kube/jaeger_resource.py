@@ -53,6 +53,8 @@ class JaegerInstance:
     annotations: dict[str, str]
     labels: dict[str, str]
     secret_name: str
+    volumes: list[Json]  # spec.volumes and spec.volumeMounts: added to every backend Pod
+    volume_mounts: list[Json]
     warnings: list[str]
     errors: list[str]
 
@@ -92,6 +94,15 @@ def _image(requested: Any, default: str, where: str, warnings: list[str]) -> str
 
 def _map(value: Any) -> Json:
     return value if isinstance(value, dict) else {}
+
+
+def _maps(value: Any, where: str, errors: list[str]) -> list[Json]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        errors.append(f"{where}: must be a list of objects")
+        return []
+    return value
 
 
 def _replicas(value: Any, where: str, errors: list[str]) -> int:
@@ -196,6 +207,8 @@ def read(resource: Json, default_image: str) -> JaegerInstance:
         annotations=_string_map(spec.get("annotations"), "spec.annotations", errors),
         labels=_string_map(spec.get("labels"), "spec.labels", errors),
         secret_name=str(storage.get("secretName") or ""),
+        volumes=_maps(spec.get("volumes"), "spec.volumes", errors),
+        volume_mounts=_maps(spec.get("volumeMounts"), "spec.volumeMounts", errors),
         warnings=warnings,
         errors=errors,
     )

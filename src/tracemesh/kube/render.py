@@ -149,7 +149,7 @@ def storage_args(inst: JaegerInstance, storage: str) -> list[str]:
     args = [f"--storage={storage}"]
     if storage == inst.storage_type:
         args += inst.storage_flags.args
-    if storage == "disk" and not any(a.startswith("--disk.path=") for a in args):
+    if storage == "disk" and not any(a.startswith("--disk.path=") for a in args):  # an emptyDir
         args.append(f"--disk.path={DATA_DIR}")
     return args
 
@@ -186,7 +186,7 @@ def _backend_container(
         "readinessProbe": probe,
         "livenessProbe": {**probe, "failureThreshold": 5, "initialDelaySeconds": 5},
         "env": env,
-        "volumeMounts": [],
+        "volumeMounts": list(inst.volume_mounts),
     }
     if part.resources:
         container["resources"] = part.resources
@@ -221,7 +221,7 @@ def _deployment(
         "selector": {"matchLabels": selector(inst, component)},
         "template": {
             "metadata": {"labels": pod_labels, "annotations": annotations},
-            "spec": {"containers": [container], "volumes": volumes},
+            "spec": {"containers": [container], "volumes": [*volumes, *inst.volumes]},
         },
     }
     if recreate:
@@ -363,7 +363,7 @@ def objects(inst: JaegerInstance) -> list[Json]:
         )
         _mount_sampling(container)
         volumes = [sampling_volume]
-        if inst.storage_type == "disk":
+        if f"--disk.path={DATA_DIR}" in container["args"]:  # no volume of the user's named
             container["volumeMounts"].append({"name": "data", "mountPath": DATA_DIR})
             volumes.append({"name": "data", "emptyDir": {}})
         out.append(_deployment(inst, name, "all-in-one", part, container, volumes, recreate=True))

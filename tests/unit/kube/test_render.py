@@ -76,3 +76,17 @@ def test_ingress_hosts_base_path_and_class() -> None:
     assert rule["http"]["paths"][0]["path"] == "/jaeger"
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["metadata"]["annotations"] == {"a": "b"}
+
+
+def test_user_volumes_reach_every_backend_pod_and_replace_the_empty_dir() -> None:
+    spec = {
+        "storage": {"type": "badger", "options": {"badger.directory-value": "/data"}},
+        "volumes": [{"name": "store", "persistentVolumeClaim": {"claimName": "traces"}}],
+        "volumeMounts": [{"name": "store", "mountPath": "/data"}],
+    }
+    deployment = render(spec)[("Deployment", "j")]
+    pod = deployment["spec"]["template"]["spec"]
+    assert "--disk.path=/data" in args(deployment)
+    assert {"name": "store", "persistentVolumeClaim": {"claimName": "traces"}} in pod["volumes"]
+    assert all(v["name"] != "data" for v in pod["volumes"])
+    assert {"name": "store", "mountPath": "/data"} in pod["containers"][0]["volumeMounts"]
