@@ -6,13 +6,15 @@ import argparse
 import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from tracemesh.kube.jaeger_options import go_duration_seconds
 
 COMMANDS = {
-    "operator": "run Jaeger resources as tracemesh roles on Kubernetes; inject agents",
+    "operator": "run Jaeger resources as tracemesh roles on Kubernetes; inject agents and sidecars",
     "manifests": "print what a cluster needs for the operator (kubectl apply -f -)",
+    "kube-inject": "add the mesh sidecar to the workloads of a YAML file (as istioctl kube-inject)",
 }
 DEFAULT_IMAGE = "tracemesh/tracemesh:latest"
 
@@ -97,6 +99,20 @@ def add_parsers(sub: Any) -> None:
         "--resync-interval", default="5m", help="every resource is reconciled at least this often"
     )
     op.add_argument("--workers", type=int, default=4, help="resources reconciled at once")
+    op.add_argument(
+        "--mesh.collector",
+        dest="mesh_collector",
+        default="jaeger-collector.istio-system.svc:4317",
+        help="where injected sidecars report when no Jaeger instance is found for "
+        "their namespace (host:port, OTLP/gRPC)",
+    )
+    op.add_argument(
+        "--mesh.sampling",
+        dest="mesh_sampling",
+        type=float,
+        default=100.0,
+        help="percentage of new traces injected sidecars record",
+    )
     op.add_argument("--log-level", default="info")
 
     man = sub.add_parser("manifests", help=COMMANDS["manifests"], description=COMMANDS["manifests"])
@@ -108,10 +124,40 @@ def add_parsers(sub: Any) -> None:
         help="namespaces to watch, comma-separated; empty: cluster-wide RBAC",
     )
     man.add_argument(
+        "--without-istio-crds",
+        action="store_true",
+        help="leave out Istio's VirtualService, DestinationRule and Gateway CRDs "
+        "(a cluster with Istio has them)",
+    )
+    man.add_argument(
         "--webhook-url",
         default="",
         help="an operator run outside the cluster: the webhook's base URL "
         "(no operator Deployment is printed)",
+    )
+
+    inject = sub.add_parser(
+        "kube-inject",
+        help=COMMANDS["kube-inject"],
+        description=COMMANDS["kube-inject"] + ": Deployments, StatefulSets, "
+        "DaemonSets, ReplicaSets, Jobs and Pods get the proxy and its iptables "
+        'init container unless annotated sidecar.istio.io/inject: "false"; '
+        "the rest passes unchanged.",
+    )
+    inject.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
+    inject.add_argument("--image", default=DEFAULT_IMAGE, help="the proxy's image")
+    inject.add_argument(
+        "--collector",
+        default="jaeger-collector.istio-system.svc:4317",
+        help="where the proxies report spans (host:port, OTLP/gRPC)",
+    )
+    inject.add_argument(
+        "--sampling", type=float, default=100.0, help="percentage of new traces recorded"
+    )
+    inject.add_argument(
+        "--namespace",
+        default="default",
+        help="namespace of objects that name none (their spans' namespace)",
     )
 
 
@@ -120,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         from tracemesh.kube.manifests import Install, objects, to_yaml
 
         install = Install(
+            istio_crds=not args.without_istio_crds,
             namespace=args.namespace,
             image=args.image,
             watch_namespaces=_namespaces(args.watch_namespace),
@@ -127,7 +174,28 @@ def run(args: argparse.Namespace) -> int:
         )
         print(to_yaml(objects(install)), end="")
         return 0
+    if args.command == "kube-inject":
+        return _kube_inject(args)
     return _operator(args)
+
+
+def _kube_inject(args: argparse.Namespace) -> int:
+    import sys
+
+    import yaml
+
+    from tracemesh.kube.sidecar_injection import ProxySettings, kube_inject
+
+    try:
+        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        settings = ProxySettings(image=args.image, collector=args.collector, sampling=args.sampling)
+        injected = kube_inject(documents, settings, args.namespace)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        print(f"tracemesh kube-inject: {exc}", file=sys.stderr)
+        return 1
+    print(yaml.safe_dump_all(injected, sort_keys=False), end="")
+    return 0
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -155,6 +223,8 @@ def _operator(args: argparse.Namespace) -> int:
             admin_port=args.admin_port,
             resync_interval=go_duration_seconds(args.resync_interval),
             workers=max(1, args.workers),
+            mesh_collector=args.mesh_collector,
+            mesh_sampling=args.mesh_sampling,
         )
         scope = ", ".join(settings.watch_namespaces) or "every namespace"
         asyncio.run(

@@ -156,3 +156,67 @@ def manifest() -> Json:
             ],
         },
     }
+
+
+ISTIO_GROUP = "networking.istio.io"
+# kind -> (plural, short name, printer columns)
+ISTIO_KINDS = {
+    "VirtualService": (
+        "virtualservices",
+        "vs",
+        [("Gateways", ".spec.gateways"), ("Hosts", ".spec.hosts")],
+    ),
+    "DestinationRule": ("destinationrules", "dr", [("Host", ".spec.host")]),
+    "Gateway": ("gateways", "gw", []),
+}
+
+
+def istio_manifests() -> list[Json]:
+    """Istio's routing CRDs for clusters without Istio: every version Istio serves (v1 stored),
+    specs kept whole (tracemesh reports what it cannot apply in the resource's status)."""
+    out = []
+    for kind, (plural, short, columns) in ISTIO_KINDS.items():
+        printer = [{"name": n, "type": "string", "jsonPath": p} for n, p in columns]
+        printer.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
+        schema = {
+            "openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": _FREE, "status": _FREE},
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
+        }
+        versions: list[Json] = [
+            {
+                "name": v,
+                "served": True,
+                "storage": v == "v1",
+                "schema": schema,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": printer,
+            }
+            for v in ("v1", "v1beta1", "v1alpha3")
+        ]
+        out.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {
+                    "name": f"{plural}.{ISTIO_GROUP}",
+                    "labels": {"app.kubernetes.io/part-of": "tracemesh"},
+                },
+                "spec": {
+                    "group": ISTIO_GROUP,
+                    "scope": "Namespaced",
+                    "versions": versions,
+                    "names": {
+                        "kind": kind,
+                        "listKind": f"{kind}List",
+                        "plural": plural,
+                        "singular": kind.lower(),
+                        "shortNames": [short],
+                        "categories": ["istio-io", "networking-istio-io"],
+                    },
+                },
+            }
+        )
+    return out

@@ -173,23 +173,36 @@ def _deployment_of(request: Json) -> Json | None:
     return obj
 
 
+def envelope(body: Any) -> tuple[Json, Json]:
+    """The request of an AdmissionReview, and an answer that allows it unchanged."""
+    if not isinstance(body, dict) or body.get("kind") != "AdmissionReview":
+        raise ReviewError("body: an AdmissionReview object is expected")
+    request = body.get("request")
+    if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
+        raise ReviewError("request.uid: missing")
+    answer: Json = {
+        "apiVersion": body.get("apiVersion") or "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": request["uid"], "allowed": True},
+    }
+    return request, answer
+
+
+def with_patch(answer: Json, ops: list[Json]) -> Json:
+    if ops:
+        answer["response"]["patchType"] = "JSONPatch"
+        answer["response"]["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+    return answer
+
+
 def review(
     body: Any,
     instances: Iterable[JaegerInstance],
     namespace_annotations: Mapping[str, Mapping[str, str]],
 ) -> Json:
     """The AdmissionReview answer to `body` (the decoded JSON the API server posted)."""
-    if not isinstance(body, dict) or body.get("kind") != "AdmissionReview":
-        raise ReviewError("body: an AdmissionReview object is expected")
-    request = body.get("request")
-    if not isinstance(request, dict) or not isinstance(request.get("uid"), str):
-        raise ReviewError("request.uid: missing")
-    response: Json = {"uid": request["uid"], "allowed": True}
-    answer = {
-        "apiVersion": body.get("apiVersion") or "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": response,
-    }
+    request, answer = envelope(body)
+    response = answer["response"]
     deployment = _deployment_of(request)
     if deployment is None:
         return answer
@@ -212,8 +225,4 @@ def review(
         new = _remove(deployment)
     else:
         return answer
-    ops = _patch(deployment, new)
-    if ops:
-        response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
-    return answer
+    return with_patch(answer, _patch(deployment, new))

@@ -15,10 +15,11 @@ import yaml
 
 from tracemesh.kube import crd
 from tracemesh.kube.jaeger_resource import Json
-from tracemesh.kube.webhook import PATH
+from tracemesh.kube.webhook import PATH, POD_PATH
 
 NAME = "tracemesh-operator"
 WEBHOOK_NAME = "deployment.sidecar-injector.jaegertracing.io"
+POD_WEBHOOK_NAME = "pod.sidecar-injector.tracemesh.io"
 _RW = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
 
@@ -30,6 +31,7 @@ class Install:
     webhook_url: str = ""  # an operator outside the cluster (development, tests)
     webhook_port: int = 9443
     admin_port: int = 8383
+    istio_crds: bool = True  # leave them out where Istio is installed
 
 
 def _namespaced_rules() -> list[Json]:
@@ -202,58 +204,56 @@ def _webhook_service(install: Install) -> Json:
     }
 
 
-def webhook_configuration(install: Install) -> Json:
-    """Deployments only (the controller manager copies the template into every Pod); never in
-    kube-system or the operator's own namespace; the CA bundle is filled in by the operator."""
-    client: Json
+def _client(install: Install, path: str) -> Json:
     if install.webhook_url:
-        client = {"url": install.webhook_url.rstrip("/") + PATH}
-    else:
-        client = {
-            "service": {
-                "name": f"{NAME}-webhook",
-                "namespace": install.namespace,
-                "path": PATH,
-                "port": 443,
-            }
-        }
+        return {"url": install.webhook_url.rstrip("/") + path}
+    service = {"name": f"{NAME}-webhook", "namespace": install.namespace, "path": path, "port": 443}
+    return {"service": service}
+
+
+def _webhook(name: str, install: Install, path: str, rule: Json) -> Json:
     if install.watch_namespaces:
-        match: Json = {
-            "key": "kubernetes.io/metadata.name",
-            "operator": "In",
-            "values": sorted(set(install.watch_namespaces)),
-        }
+        values, operator = sorted(set(install.watch_namespaces)), "In"
     else:
-        match = {
-            "key": "kubernetes.io/metadata.name",
-            "operator": "NotIn",
-            "values": ["kube-system", install.namespace],
-        }
+        values, operator = ["kube-system", install.namespace], "NotIn"
+    match = {"key": "kubernetes.io/metadata.name", "operator": operator, "values": values}
+    return {
+        "name": name,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Ignore",
+        "timeoutSeconds": 5,
+        "matchPolicy": "Equivalent",
+        "reinvocationPolicy": "Never",
+        "clientConfig": _client(install, path),
+        "namespaceSelector": {"matchExpressions": [match]},
+        "rules": [{**rule, "scope": "Namespaced"}],
+    }
+
+
+def webhook_configuration(install: Install) -> Json:
+    """Agents into Deployments (the controller manager copies the template into every Pod),
+    sidecars into Pods at creation; never in kube-system or the operator's own namespace; the
+    CA bundle is filled in by the operator."""
+    deployments = {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["deployments"],
+    }
+    pods = {
+        "apiGroups": [""],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE"],
+        "resources": ["pods"],
+    }
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": NAME, "labels": _labels()},
         "webhooks": [
-            {
-                "name": WEBHOOK_NAME,
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Ignore",
-                "timeoutSeconds": 5,
-                "matchPolicy": "Equivalent",
-                "reinvocationPolicy": "Never",
-                "clientConfig": client,
-                "namespaceSelector": {"matchExpressions": [match]},
-                "rules": [
-                    {
-                        "apiGroups": ["apps"],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["deployments"],
-                        "scope": "Namespaced",
-                    }
-                ],
-            }
+            _webhook(WEBHOOK_NAME, install, PATH, deployments),
+            _webhook(POD_WEBHOOK_NAME, install, POD_PATH, pods),
         ],
     }
 
@@ -264,7 +264,10 @@ def objects(install: Install) -> list[Json]:
         "kind": "Namespace",
         "metadata": {"name": install.namespace, "labels": _labels()},
     }
-    out = [namespace, crd.manifest(), *rbac(install)]
+    out = [namespace, crd.manifest()]
+    if install.istio_crds:
+        out += crd.istio_manifests()
+    out += rbac(install)
     if not install.webhook_url:  # an operator outside the cluster runs no Pod of its own
         out += [_deployment(install), _webhook_service(install)]
     out.append(webhook_configuration(install))

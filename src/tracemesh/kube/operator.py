@@ -23,9 +23,19 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from tracemesh.kube import certs, render
 from tracemesh.kube.cluster import Cluster
+from tracemesh.kube.injection import choose, review
 from tracemesh.kube.jaeger_resource import JaegerInstance, Json, read
+from tracemesh.kube.sidecar_injection import ProxySettings, review_pod
 from tracemesh.kube.status import build as build_status
-from tracemesh.kube.webhook import PATH, WebhookMetrics, build_app, load_chain, server_context
+from tracemesh.kube.webhook import (
+    PATH,
+    POD_PATH,
+    WebhookMetrics,
+    build_app,
+    load_chain,
+    server_context,
+)
+from tracemesh.runtime import ports
 from tracemesh.runtime.admin import build_app as admin_app
 from tracemesh.runtime.http_server import HttpServer
 from tracemesh.runtime.lifecycle import Listener
@@ -56,6 +66,8 @@ class Settings:
     admin_port: int = 8383
     resync_interval: float = 300.0
     workers: int = 4
+    mesh_collector: str = "jaeger-collector.istio-system.svc:4317"  # Istio's usual addon
+    mesh_sampling: float = 100.0
 
     @property
     def cert_hosts(self) -> list[str]:
@@ -133,6 +145,7 @@ class Operator:
         self.reconciled: dict[Key, int] = {}  # generation last reconciled in full
         self.full: set[Key] = set()  # keys queued for a full reconcile
         self.namespace_annotations: dict[str, dict[str, str]] = {}
+        self.namespace_labels: dict[str, dict[str, str]] = {}
         self.listeners: list[Listener] = []
         self._ca_bundle = b""
         self._tls: ssl.SSLContext | None = None
@@ -146,13 +159,13 @@ class Operator:
         bundle = await self._current_certificate()
         self._tls = server_context(bundle.cert, bundle.key)
         await self._publish_ca(bundle.ca_bundle)
+        reviewers = {
+            PATH: lambda body: review(body, self.instances.values(), self.namespace_annotations),
+            POD_PATH: lambda body: review_pod(body, self.namespace_labels, self.proxy_settings),
+        }
         webhook = HttpServer(
             "webhook",
-            build_app(
-                lambda: self.instances.values(),
-                lambda: self.namespace_annotations,
-                self.metrics.webhook,
-            ),
+            build_app(reviewers, self.metrics.webhook),
             s.host,
             s.webhook_port,
             tls=self._tls,
@@ -254,12 +267,23 @@ class Operator:
     async def _watch_namespaces(self) -> None:
         async for event, obj in self.cluster.watch("v1", "Namespace"):
             meta = obj.get("metadata") or {}
+            name = meta.get("name", "")
             if event == "DELETED":
-                self.namespace_annotations.pop(meta.get("name", ""), None)
+                self.namespace_annotations.pop(name, None)
+                self.namespace_labels.pop(name, None)
             else:
-                self.namespace_annotations[meta.get("name", "")] = dict(
-                    meta.get("annotations") or {}
-                )
+                self.namespace_annotations[name] = dict(meta.get("annotations") or {})
+                self.namespace_labels[name] = dict(meta.get("labels") or {})
+
+    def proxy_settings(self, namespace: str) -> ProxySettings:
+        """An injected proxy reports to the Jaeger instance its namespace would get an agent
+        from (its own, else the cluster's only one), else to `--mesh.collector`."""
+        s = self.settings
+        chosen = choose("true", namespace, self.instances.values()).instance
+        collector = s.mesh_collector
+        if chosen is not None:
+            collector = f"{chosen.collector_service}.{chosen.namespace}.svc:{ports.OTLP_GRPC}"
+        return ProxySettings(image=s.image, collector=collector, sampling=s.mesh_sampling)
 
     async def _resync(self) -> None:
         while True:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -17,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tracemesh.kube.injection import ReviewError, review
-from tracemesh.kube.jaeger_resource import JaegerInstance
+from tracemesh.kube.injection import ReviewError
+from tracemesh.kube.jaeger_resource import Json
 
-PATH = "/mutate-v1-deployment"
+PATH = "/mutate-v1-deployment"  # agents beside annotated Deployments
+POD_PATH = "/inject-v1-pod"  # mesh sidecars in Pods, as Istio's injector
 MAX_BODY = 8 << 20  # the API server sends objects of at most ~3 MiB
 
 
@@ -44,37 +46,42 @@ def _error(status: int, message: str) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
 
 
-def build_app(
-    instances: Callable[[], Iterable[JaegerInstance]],
-    namespace_annotations: Callable[[], Mapping[str, Mapping[str, str]]],
-    metrics: WebhookMetrics,
-) -> Starlette:
-    """`instances()` and `namespace_annotations()` give the operator's current view of the
-    cluster: the webhook answers from memory, without a call to the API server."""
+Reviewer = Callable[[Any], Json]  # a decoded AdmissionReview -> the answer (ReviewError: 400)
 
-    async def mutate(request: Request) -> Response:
-        started = time.perf_counter()
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            metrics.reviews.labels("refused").inc()
-            return _error(413, f"body of {len(body)} bytes is over {MAX_BODY}")
-        try:
-            answer = review(orjson.loads(body), instances(), namespace_annotations())
-        except orjson.JSONDecodeError as exc:
-            metrics.reviews.labels("refused").inc()
-            return _error(400, f"body is not JSON: {exc}")
-        except ReviewError as exc:
-            metrics.reviews.labels("refused").inc()
-            return _error(400, str(exc))
-        outcome = "patched" if "patch" in answer["response"] else "unchanged"
-        metrics.reviews.labels(outcome).inc()
-        metrics.seconds.observe(time.perf_counter() - started)
-        return Response(orjson.dumps(answer), media_type="application/json")
+
+def build_app(reviewers: Mapping[str, Reviewer], metrics: WebhookMetrics) -> Starlette:
+    """One route per path of `reviewers`. They answer from the operator's current view of the
+    cluster, held in memory: no call to the API server during an admission."""
+
+    def route(reviewer: Reviewer) -> Callable[[Request], Awaitable[Response]]:
+        async def mutate(request: Request) -> Response:
+            started = time.perf_counter()
+            body = await request.body()
+            if len(body) > MAX_BODY:
+                metrics.reviews.labels("refused").inc()
+                return _error(413, f"body of {len(body)} bytes is over {MAX_BODY}")
+            try:
+                answer = reviewer(orjson.loads(body))
+            except orjson.JSONDecodeError as exc:
+                metrics.reviews.labels("refused").inc()
+                return _error(400, f"body is not JSON: {exc}")
+            except ReviewError as exc:
+                metrics.reviews.labels("refused").inc()
+                return _error(400, str(exc))
+            outcome = "patched" if "patch" in answer["response"] else "unchanged"
+            metrics.reviews.labels(outcome).inc()
+            metrics.seconds.observe(time.perf_counter() - started)
+            return Response(orjson.dumps(answer), media_type="application/json")
+
+        return mutate
 
     async def healthz(_: Request) -> Response:
         return Response(b"ok", media_type="text/plain")
 
-    return Starlette(routes=[Route(PATH, mutate, methods=["POST"]), Route("/healthz", healthz)])
+    routes = [
+        Route(path, route(reviewer), methods=["POST"]) for path, reviewer in reviewers.items()
+    ]
+    return Starlette(routes=[*routes, Route("/healthz", healthz)])
 
 
 def server_context(cert: bytes, key: bytes) -> ssl.SSLContext:
