@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return runner_commands.main(args)
     if args.command in es_commands.COMMANDS:
         return es_commands.run(args)
-    if args.command in ("operator", "manifests", "kube-inject"):
+    if args.command in ("operator", "manifests", "kube-inject", "control"):
         from tracemesh.kube import cli as kube_cli
 
         _install_event_loop()

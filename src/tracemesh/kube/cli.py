@@ -15,6 +15,7 @@ COMMANDS = {
     "operator": "run Jaeger resources as tracemesh roles on Kubernetes; inject agents and sidecars",
     "manifests": "print what a cluster needs for the operator (kubectl apply -f -)",
     "kube-inject": "add the mesh sidecar to the workloads of a YAML file (as istioctl kube-inject)",
+    "control": "the mesh's control plane: Istio routing resources -> tables for the proxies",
 }
 DEFAULT_IMAGE = "tracemesh/tracemesh:latest"
 
@@ -160,6 +161,28 @@ def add_parsers(sub: Any) -> None:
         help="namespace of objects that name none (their spans' namespace)",
     )
 
+    control = sub.add_parser(
+        "control",
+        help=COMMANDS["control"],
+        description=COMMANDS["control"] + ". Proxies started with "
+        "--control http://<this>:15010 follow their namespace's tables.",
+    )
+    control.add_argument("--kubeconfig", default=env.get("KUBECONFIG", ""))
+    control.add_argument(
+        "--namespace",
+        default=env.get("POD_NAMESPACE", "tracemesh"),
+        help="where the mesh settings ConfigMap (tracemesh-mesh) lives",
+    )
+    control.add_argument(
+        "--watch-namespace",
+        default=env.get("WATCH_NAMESPACE", ""),
+        help="namespaces to watch, comma-separated; empty for all",
+    )
+    control.add_argument("--host", default="0.0.0.0")
+    control.add_argument("--port", type=int, default=15010, help="the proxies' config port")
+    control.add_argument("--admin.http-port", dest="admin_port", type=int, default=15014)
+    control.add_argument("--log-level", default="info")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "manifests":
@@ -176,7 +199,38 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "kube-inject":
         return _kube_inject(args)
+    if args.command == "control":
+        return _control(args)
     return _operator(args)
+
+
+def _control(args: argparse.Namespace) -> int:
+    from tracemesh.kube.control import ControlPlane, ControlSettings
+    from tracemesh.runtime.lifecycle import run_until_signalled
+
+    _logging(args.log_level)
+    settings = ControlSettings(
+        namespace=args.namespace,
+        watch_namespaces=_namespaces(args.watch_namespace),
+        kubeconfig=args.kubeconfig,
+        host=args.host,
+        port=args.port,
+        admin_port=args.admin_port,
+    )
+    try:
+        asyncio.run(run_until_signalled(ControlPlane(settings), lambda: "tracemesh control is up"))
+    except (OSError, ValueError) as exc:
+        logging.getLogger("tracemesh").error("%s", exc)
+        return 1
+    return 0
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("uvicorn.error", "httpx2", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _kube_inject(args: argparse.Namespace) -> int:
@@ -202,11 +256,7 @@ def _operator(args: argparse.Namespace) -> int:
     from tracemesh.kube.operator import Operator, Settings
     from tracemesh.runtime.lifecycle import run_until_signalled
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    _logging(args.log_level)
     try:
         settings = Settings(
             namespace=args.namespace,

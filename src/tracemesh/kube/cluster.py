@@ -21,7 +21,24 @@ FIELD_MANAGER = "tracemesh-operator"
 def _builtin() -> dict[tuple[str, str], Any]:
     # lightkube registers its own classes for built-in kinds: use those (results are
     # converted back to dicts), and generic ones for the custom resource.
-    from lightkube.resources import admissionregistration_v1, apps_v1, core_v1, networking_v1
+    from lightkube.resources import (
+        admissionregistration_v1,
+        apps_v1,
+        core_v1,
+        discovery_v1,
+        networking_v1,
+    )
+
+    istio = {
+        ("networking.istio.io/v1", kind): create_namespaced_resource(
+            "networking.istio.io", "v1", kind, plural
+        )
+        for kind, plural in (
+            ("VirtualService", "virtualservices"),
+            ("DestinationRule", "destinationrules"),
+            ("Gateway", "gateways"),
+        )
+    }
 
     return {
         ("apps/v1", "Deployment"): apps_v1.Deployment,
@@ -30,6 +47,9 @@ def _builtin() -> dict[tuple[str, str], Any]:
         ("v1", "ConfigMap"): core_v1.ConfigMap,
         ("v1", "Secret"): core_v1.Secret,
         ("v1", "Namespace"): core_v1.Namespace,
+        ("v1", "Pod"): core_v1.Pod,
+        ("v1", "Event"): core_v1.Event,
+        ("discovery.k8s.io/v1", "EndpointSlice"): discovery_v1.EndpointSlice,
         ("networking.k8s.io/v1", "Ingress"): networking_v1.Ingress,
         ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): (
             admissionregistration_v1.MutatingWebhookConfiguration
@@ -37,6 +57,7 @@ def _builtin() -> dict[tuple[str, str], Any]:
         ("jaegertracing.io/v1", "Jaeger"): create_namespaced_resource(
             "jaegertracing.io", "v1", "Jaeger", "jaegers"
         ),
+        **istio,
     }
 
 

@@ -49,6 +49,19 @@ def _namespaced_rules() -> list[Json]:
         {"apiGroups": ["apps"], "resources": ["deployments", "daemonsets"], "verbs": _RW},
         {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": _RW},
         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": _RW},
+        # the control plane: what its tables are made of, and Events for what it refuses
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": ["virtualservices", "destinationrules", "gateways"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch", "update"]},
     ]
 
 
@@ -111,7 +124,9 @@ def rbac(install: Install) -> list[Json]:
                     "apiGroups": [""],
                     "resources": ["secrets"],
                     "verbs": ["get", "create", "update", "patch"],
-                }
+                },
+                # the control plane's mesh settings ConfigMap
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]},
             ],
             install.namespace,
         ),
@@ -269,9 +284,60 @@ def objects(install: Install) -> list[Json]:
         out += crd.istio_manifests()
     out += rbac(install)
     if not install.webhook_url:  # an operator outside the cluster runs no Pod of its own
-        out += [_deployment(install), _webhook_service(install)]
+        out += [_deployment(install), _webhook_service(install), *_control(install)]
     out.append(webhook_configuration(install))
     return out
+
+
+def _control(install: Install) -> list[Json]:
+    """`tracemesh control` and the Service proxies reach it by (port 15010)."""
+    name = "tracemesh-control"
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "tracemesh"}
+    env = [
+        {"name": "WATCH_NAMESPACE", "value": ",".join(install.watch_namespaces)},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+    container = {
+        "name": "control",
+        "image": install.image,
+        "command": ["tracemesh"],
+        "args": ["control", "--port=15010", "--admin.http-port=15014"],
+        "env": env,
+        "ports": [
+            {"name": "http-config", "containerPort": 15010},
+            {"name": "http-monitoring", "containerPort": 15014},
+        ],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": 15014}, "periodSeconds": 5},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    selector = {"app.kubernetes.io/name": name}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": install.namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"serviceAccountName": NAME, "containers": [container]},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": install.namespace, "labels": labels},
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http-config", "port": 15010, "targetPort": 15010}],
+        },
+    }
+    return [deployment, service]
 
 
 def to_yaml(items: list[Json]) -> str:

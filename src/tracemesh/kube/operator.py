@@ -283,7 +283,10 @@ class Operator:
         collector = s.mesh_collector
         if chosen is not None:
             collector = f"{chosen.collector_service}.{chosen.namespace}.svc:{ports.OTLP_GRPC}"
-        return ProxySettings(image=s.image, collector=collector, sampling=s.mesh_sampling)
+        control = f"http://tracemesh-control.{s.namespace}.svc:15010"
+        return ProxySettings(
+            image=s.image, collector=collector, sampling=s.mesh_sampling, control=control
+        )
 
     async def _resync(self) -> None:
         while True:

@@ -178,6 +178,13 @@ class OutboundHandler(BaseHandler):
         tails = (".svc.cluster.local", ".svc", "")
         self._suffixes = (*(f".{namespace}{tail}" for tail in tails), ".svc.cluster.local")
 
+    def update(
+        self, router: Router, registry: Registry, known: frozenset[str], ports: Mapping[str, int]
+    ) -> None:
+        """New tables (from the control plane): requests that start from now on use them."""
+        self._router, self._registry = router, registry
+        self._ports, self._known = dict(ports), known | registry.services
+
     def on_request(self, exchange: Exchange) -> Forward | Respond:
         request = exchange.request
         service, port = self._destination(request.host)

@@ -36,6 +36,7 @@ class ProxyOptions:
     propagation: str = ""
     sampling: float = -1.0
     sampling_server: str = ""
+    control: str = ""
     sampling_refresh: float = 60.0
     span_buffer: int = 10_000
     trust: str = "context"
@@ -75,6 +76,8 @@ OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                "8080)", (GATEWAY,)),
     "--mesh": ("mesh", "mesh file: routes, gateway routes, tracing settings", _BOTH),
     "--registry": ("registry", "YAML file: service -> instances (address, labels)", _BOTH),
+    "--control": ("control", "control plane URL (http://host:15010): routes and instances "
+                  "for --namespace, followed as they change", _BOTH),
     "--endpoint": ("endpoint", "an instance: SERVICE=HOST:PORT or SERVICE[k=v,...]=HOST:PORT, "
                    "the address of its inbound sidecar (repeatable)", _BOTH),
     "--collector": ("collector", "where spans go: host:port for grpc, http://host:port[/path] "

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tracemesh.mesh.config_file import read_mesh_file
+from tracemesh.mesh.control_client import ControlClient
 from tracemesh.mesh.gateway import GatewayHandler
 from tracemesh.mesh.handler import Handler
 from tracemesh.mesh.mesh_config import GATEWAY_PORT, MeshConfig
@@ -85,6 +86,10 @@ class ProxyProcess:
         self.tracer = Tracer(self.identity, propagator, self.sampler, sink)
         self.router = Router(with_services(self.mesh, self.registry.services))
         self.servers: dict[str, ProxyServer] = {}
+        self.outbound: list[OutboundHandler] = []  # what new tables are handed to
+        self.control: ControlClient | None = None
+        if opts.control:
+            self.control = ControlClient(opts.control, opts.namespace, self.update_tables)
 
     def handlers(self) -> list[tuple[str, Handler, int]]:
         """(listener name, handler, port) for the role."""
@@ -101,13 +106,27 @@ class ProxyProcess:
             gateway = GatewayHandler(self.tracer, self.router, self.registry, trust=opts.trust,
                                      ports=ports_by_service, metrics=self.metrics,
                                      upstream_span=upstream_span)  # fmt: skip
+            self.outbound = [gateway]
             return [("gateway", gateway, port)]
         service_port = opts.service_port or ports_by_service.get(opts.service, opts.app_port)
         inbound = InboundHandler(self.tracer, (opts.app_host, opts.app_port), service_port,
                                  self.metrics)  # fmt: skip
         outbound = OutboundHandler(self.tracer, self.router, self.registry, known=known,
                                    ports=ports_by_service, metrics=self.metrics)  # fmt: skip
+        self.outbound = [outbound]
         return [("inbound", inbound, opts.inbound_port), ("outbound", outbound, opts.outbound_port)]
+
+    def update_tables(self, mesh: MeshConfig, registry: Registry) -> None:
+        """The control plane's routes and instances (tracing settings and the gateway's port
+        stay as the process started with them)."""
+        merged = registry.merged(from_endpoints(self.options.endpoint))
+        self.mesh = MeshConfig(self.mesh.services, mesh.routes, mesh.gateway or self.mesh.gateway,
+                               self.mesh.tracing)  # fmt: skip
+        self.registry = merged
+        self.router = Router(with_services(self.mesh, merged.services))
+        for handler in self.outbound:
+            handler.update(self.router, merged, self.mesh.service_names(),
+                           service_ports(self.mesh))  # fmt: skip
 
     async def start(self) -> None:
         opts = self.options
@@ -115,6 +134,8 @@ class ProxyProcess:
             await self.reporter.start()
         if self.poller is not None:
             await self.poller.start()
+        if self.control is not None:
+            await self.control.start()
         for name, handler, port in self.handlers():
             server = ProxyServer(handler)
             await server.start(opts.host, port)
@@ -150,6 +171,8 @@ class ProxyProcess:
             await self.reporter.stop(self.options.shutdown_timeout)
         if self.poller is not None:
             await self.poller.stop()
+        if self.control is not None:
+            await self.control.stop()
         for item in self.listeners:
             if not item.intake:
                 await item.stop()

@@ -1,0 +1,95 @@
+"""A proxy's link to `tracemesh control`: long polls for its namespace's tables, hands each new
+version to the proxy, and keeps the last good one while the control plane is away or sends
+something it cannot read (logged, then asked again with backoff)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import httpx
+import orjson
+
+from tracemesh.mesh.config_file import load_mesh
+from tracemesh.mesh.mesh_config import MeshConfig
+from tracemesh.mesh.registry import Registry, load_registry
+from tracemesh.mesh.yaml_nodes import ConfigError
+
+log = logging.getLogger("tracemesh.control")
+
+Apply = Callable[[MeshConfig, Registry], None]
+
+
+class ControlClient:
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        apply: Apply,
+        *,
+        wait: float = 30.0,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.url = url.rstrip("/") + "/v1/config"
+        self.namespace = namespace
+        self.version = 0  # the version applied; 0: none yet
+        self.connected = False
+        self._apply = apply
+        self._wait = wait
+        self._backoff_max = backoff_max
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="control-client")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.1
+        async with httpx.AsyncClient(timeout=self._wait + 10) as client:
+            while True:
+                params = {
+                    "namespace": self.namespace,
+                    "version": str(self.version),
+                    "wait": str(self._wait),
+                }
+                try:
+                    answer = await client.get(self.url, params=params)
+                    answer.raise_for_status()
+                    self.take(answer.content)
+                    self.connected, delay = True, 0.1
+                except (httpx.HTTPError, ConfigError, ValueError, KeyError) as exc:
+                    if self.connected:
+                        log.warning(
+                            "control plane %s: %s; keeping tables version %d",
+                            self.url,
+                            exc,
+                            self.version,
+                        )
+                    self.connected = False
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._backoff_max)
+
+    def take(self, body: bytes) -> bool:
+        """Apply an answer if it is newer; raise (keeping the current tables) if unreadable."""
+        data = orjson.loads(body)
+        version = int(data["version"])
+        if version <= self.version:
+            return False
+        mesh = load_mesh(data["mesh"], f"control plane tables v{version}")
+        registry = load_registry(data["registry"], f"control plane registry v{version}")
+        self._apply(mesh, registry)
+        self.version = version
+        log.info(
+            "tables version %d applied (%d routed services, %d with instances)",
+            version,
+            len(mesh.routes),
+            len(registry.services),
+        )
+        return True
