@@ -1,8 +1,10 @@
 """`tracemesh control`: the mesh's control plane. It watches EndpointSlices, Pods, Istio's
 VirtualServices, DestinationRules and Gateways, and the mesh settings ConfigMap, keeps each
 namespace's tables (istio_routes) with a version, and hands them to proxies over HTTP long polls:
-`GET /v1/config?namespace=NS&version=V` answers at once when the namespace's version is past V,
-else when it changes or after `wait` seconds. A proxy keeps its last good tables while the
+`GET /v1/config?namespace=NS&version=V[&registry=HASH]` answers at once when the namespace's
+version is past V, else when it changes or after `wait` seconds, with JSON: the version, the mesh
+document as YAML, the registry as an object (left out for a proxy that holds that one already),
+and the problems. A proxy keeps its last good tables while the
 control plane is away and asks again with its version when it returns.
 
 A VirtualService that cannot be applied is left out of the tables and reported as a Kubernetes
@@ -12,6 +14,7 @@ Event on it (reason `RoutingNotApplied`, the field in the message).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -82,8 +85,15 @@ class ControlMetrics:
 
 @dataclass
 class Snapshot:
+    """A namespace's tables as answered: with the registry, and without it for a proxy that
+    already holds this registry (`registry_hash`): a route change then costs it a small parse."""
+
     version: int
-    body: bytes  # the JSON answer: version, mesh and registry as YAML texts, problems
+    body: bytes
+    routes_only: bytes
+    mesh: str
+    registry_hash: str
+    problems: list[Json]
 
 
 class ControlPlane:
@@ -101,6 +111,7 @@ class ControlPlane:
         self._dirty: set[str] = set()
         self._kick = asyncio.Event()
         self._reported: set[Problem] = set()
+        self.closing = False
 
     async def start(self) -> None:
         s = self.settings
@@ -141,6 +152,9 @@ class ControlPlane:
         self.tasks.spawn("build", self._build())
 
     async def stop(self) -> None:
+        self.closing = True  # waiting long polls answer now, so the listeners can close
+        async with self.changed:
+            self.changed.notify_all()
         for item in self.listeners:
             await item.stop()
         await self.tasks.cancel_all()
@@ -232,28 +246,33 @@ class ControlPlane:
     async def _rebuild(self, namespace: str) -> bool:
         built = self.compute(namespace)
         mesh = yaml.safe_dump(built.mesh, sort_keys=True)
-        registry = yaml.safe_dump(built.registry, sort_keys=True)
+        registry = built.registry
         old = self.snapshots.get(namespace)
         problems = [{"kind": p.kind, "name": p.name, "message": p.message} for p in built.problems]
-        if old is not None:
-            previous = orjson.loads(old.body)
-            if (previous["mesh"], previous["registry"], previous["problems"]) == (
-                mesh,
-                registry,
-                problems,
-            ):
-                return False
+        registry_json = orjson.dumps(registry, option=orjson.OPT_SORT_KEYS)
+        registry_hash = hashlib.sha256(registry_json).hexdigest()[:16]
+        if old is not None and (old.mesh, old.registry_hash, old.problems) == (
+            mesh,
+            registry_hash,
+            problems,
+        ):
+            return False
         self.version += 1
-        body = orjson.dumps(
-            {
-                "version": self.version,
-                "namespace": namespace,
-                "mesh": mesh,
-                "registry": registry,
-                "problems": problems,
-            }
+        head = {
+            "version": self.version,
+            "namespace": namespace,
+            "mesh": mesh,
+            "registry_hash": registry_hash,
+            "problems": problems,
+        }
+        self.snapshots[namespace] = Snapshot(
+            self.version,
+            orjson.dumps({**head, "registry": orjson.Fragment(registry_json)}),
+            orjson.dumps(head),
+            mesh,
+            registry_hash,
+            problems,
         )
-        self.snapshots[namespace] = Snapshot(self.version, body)
         self.metrics.versions.labels(namespace).inc()
         current = {p for p in self._reported if p.namespace != namespace} | set(built.problems)
         self.metrics.rejected.set(len(current))
@@ -339,10 +358,12 @@ class ControlPlane:
                     "version": 0,
                     "namespace": namespace,
                     "mesh": "{}\n",
-                    "registry": "{}\n",
+                    "registry": {},
                     "problems": [],
                 }
                 return Response(orjson.dumps(empty), media_type="application/json")
-            return Response(snapshot.body, media_type="application/json")
+            held = request.query_params.get("registry", "")
+            body = snapshot.routes_only if held == snapshot.registry_hash else snapshot.body
+            return Response(body, media_type="application/json")
 
         return Starlette(routes=[Route("/v1/config", config)])

@@ -14,7 +14,7 @@ import orjson
 
 from tracemesh.mesh.config_file import load_mesh
 from tracemesh.mesh.mesh_config import MeshConfig
-from tracemesh.mesh.registry import Registry, load_registry
+from tracemesh.mesh.registry import Registry, registry_from_mapping
 from tracemesh.mesh.yaml_nodes import ConfigError
 
 log = logging.getLogger("tracemesh.control")
@@ -40,6 +40,8 @@ class ControlClient:
         self._wait = wait
         self._backoff_max = backoff_max
         self._task: asyncio.Task[None] | None = None
+        self._registry: Registry | None = None
+        self._registry_hash = ""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="control-client")
@@ -58,12 +60,17 @@ class ControlClient:
                     "namespace": self.namespace,
                     "version": str(self.version),
                     "wait": str(self._wait),
+                    "registry": self._registry_hash,
                 }
                 try:
                     answer = await client.get(self.url, params=params)
                     answer.raise_for_status()
                     self.take(answer.content)
                     self.connected, delay = True, 0.1
+                except httpx.RemoteProtocolError:
+                    # a kept-alive connection the server closed while we were busy: ask again
+                    self.connected = False
+                    await asyncio.sleep(0.05)
                 except (httpx.HTTPError, ConfigError, ValueError, KeyError) as exc:
                     if self.connected:
                         log.warning(
@@ -83,9 +90,15 @@ class ControlClient:
         if version <= self.version:
             return False
         mesh = load_mesh(data["mesh"], f"control plane tables v{version}")
-        registry = load_registry(data["registry"], f"control plane registry v{version}")
+        if "registry" in data:
+            registry = registry_from_mapping(data["registry"])
+        elif self._registry is not None and data.get("registry_hash") == self._registry_hash:
+            registry = self._registry  # unchanged: the control plane left it out
+        else:
+            raise ValueError("the answer has no registry and ours is not the current one")
         self._apply(mesh, registry)
         self.version = version
+        self._registry, self._registry_hash = registry, str(data.get("registry_hash", ""))
         log.info(
             "tables version %d applied (%d routed services, %d with instances)",
             version,

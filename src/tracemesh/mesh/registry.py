@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from yaml.nodes import Node
 
@@ -126,6 +126,28 @@ def load_registry(text: str | bytes, source: str = "registry.yaml") -> Registry:
         service = reader.checked(key, _service, reader.string(key, "a service name"))
         items = reader.sequence(value, f"the instances of {service!r}")
         grouped[service] = [reader.instance(item) for item in items]
+    return Registry(grouped)
+
+
+def registry_from_mapping(data: Any) -> Registry:
+    """The registry as decoded JSON (`{service: [{address, labels}]}`), as the control plane
+    sends it: no YAML parsing for thousands of instances. ValueError names what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("the registry must be an object of services")
+    grouped: dict[str, list[Instance]] = {}
+    for service, items in data.items():
+        if not isinstance(items, list):
+            raise ValueError(f"the instances of {service!r} must be a list")
+        instances = []
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("address"), str):
+                raise ValueError(f"an instance of {service!r} needs an address")
+            labels = item.get("labels") or {}
+            if not isinstance(labels, dict):
+                raise ValueError(f"the labels of an instance of {service!r} must be an object")
+            checked = {_label(str(k)): _label(str(v)) for k, v in labels.items()}
+            instances.append(Instance(parse_address(item["address"]), checked))
+        grouped[_service(str(service))] = instances
     return Registry(grouped)
 
 

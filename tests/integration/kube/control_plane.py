@@ -258,7 +258,7 @@ class ControlPlane:
                 f"--service-account-issuer={self.url}",
                 f"--service-account-key-file={sa_public}",
                 f"--service-account-signing-key-file={sa_private}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
                 "--disable-admission-plugins=ServiceAccount",
             ],
