@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck unit bench install clean ui ui-test browser kube
+.PHONY: run test lint typecheck unit bench install clean ui ui-test browser kube netfilter
 
 ACCEL := $(wildcard src/tracemesh/accel/*.c)
 
@@ -39,6 +39,9 @@ ui-test: ui  ## type check and unit tests of the UI
 browser:  ## Debian's Chromium for the browser tests (never a tool's own browser download)
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }
 
+netfilter:  ## Debian's iptables, for the transparent-capture tests in network namespaces
+	@command -v iptables-restore >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends iptables; }
+
 kube:  ## the tests' Kubernetes control plane, built once from the Go module proxy (~10 min)
 	@tests/integration/kube/build.sh >/dev/null
 
@@ -55,7 +58,7 @@ typecheck: install
 unit: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck ui-test browser kube unit  ## the whole suite: lint, mypy --strict, unit/contract/e2e tests
+test: lint typecheck ui-test browser kube netfilter unit  ## the whole suite: lint, mypy --strict, unit/contract/e2e tests
 
 bench: install  ## OTLP ingest benchmark (see bench/RESULTS.md)
 	$(PY) bench/ingest.py

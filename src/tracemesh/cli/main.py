@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from tracemesh.cli import es_commands
+from tracemesh.cli import es_commands, iptables_command
 from tracemesh.runtime import config as cfg
 from tracemesh.runtime import proxy_options
 
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     runner_commands.add_mesh_parser(sub)
     runner_commands.add_demo_parser(sub)
     es_commands.add_parsers(sub)
+    iptables_command.add_parser(sub)
     from tracemesh.kube import cli as kube_cli  # `operator` and `manifests`
 
     kube_cli.add_parsers(sub)
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         from tracemesh.runner import commands as runner_commands
 
         return runner_commands.main(args)
+    if args.command == "iptables":
+        return iptables_command.run(args)
     if args.command in es_commands.COMMANDS:
         return es_commands.run(args)
     if args.command in ("operator", "manifests", "kube-inject", "control"):

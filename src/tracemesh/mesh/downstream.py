@@ -69,6 +69,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_io = server.now
         self.head_since = 0.0
         self.tunnel = False
+        self.destination: Address | None = None  # set for a captured connection (capture.py)
         self._reset()
 
     def _reset(self) -> None:
@@ -199,7 +200,8 @@ class ClientConnection(asyncio.Protocol):
     def _request_head(self, head: RequestHead) -> None:
         self.server.stats.requests += 1
         self.head_since = 0.0
-        self.ex = ex = Exchange(head, self.peer, time.time_ns(), time.monotonic())
+        self.ex = ex = Exchange(head, self.peer, time.time_ns(), time.monotonic(),
+                                destination=self.destination)  # fmt: skip
         self.head = head
         self.keep_alive = head.keep_alive and not self.server.draining
         self.upgrading = bool(head.upgrade)
@@ -530,7 +532,7 @@ class ClientConnection(asyncio.Protocol):
         if self.paused:
             transport.resume_reading()
         data, self.upgrade_rest = b"".join(self.upgrade_rest or ()), None
-        H2ServerConnection.take_over(self.server, transport, self.peer, data)
+        H2ServerConnection.take_over(self.server, transport, self.peer, data, self.destination)
 
     def _start_tunnel(self) -> None:
         self.tunnel = True

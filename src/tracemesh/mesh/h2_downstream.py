@@ -80,6 +80,7 @@ class H2ServerConnection(asyncio.Protocol):
         self.config = server.config
         self.transport = transport
         self.peer = peer
+        self.destination: tuple[str, int] | None = None  # a captured connection's (capture.py)
         self.conn = new_connection(server.config.limits, client=False)
         self.sender = Sender(self.conn)
         self.guard = FrameGuard(skip=len(H2_PREFACE))
@@ -94,10 +95,17 @@ class H2ServerConnection(asyncio.Protocol):
 
     @classmethod
     def take_over(
-        cls, server: ProxyServer, transport: asyncio.Transport, peer: tuple[str, int], data: bytes
+        cls,
+        server: ProxyServer,
+        transport: asyncio.Transport,
+        peer: tuple[str, int],
+        data: bytes,
+        destination: tuple[str, int] | None = None,
     ) -> H2ServerConnection:
-        """Make the HTTP/2 protocol the transport's, starting with `data` (the preface...)."""
+        """Make the HTTP/2 protocol the transport's, starting with `data` (the preface...);
+        `destination` is a captured connection's original one."""
         proto = cls(server, transport, peer)
+        proto.destination = destination
         transport.set_protocol(proto)
         server.connections.add(proto)
         proto._write()
@@ -290,7 +298,8 @@ class ProxiedStream:
     def __init__(self, owner: H2ServerConnection, stream_id: int, head: RequestHead) -> None:
         self.owner = owner
         self.stream_id = stream_id
-        self.ex = Exchange(head, owner.peer, time.time_ns(), time.monotonic())
+        self.ex = Exchange(head, owner.peer, time.time_ns(), time.monotonic(),
+                           destination=owner.destination)  # fmt: skip
         self.grpc = GrpcOutcome.of_request(head) if head.method else None
         if self.grpc is not None:
             self.ex.state[GRPC_STATE] = self.grpc

@@ -90,6 +90,7 @@ class Exchange:
     end: float = 0.0
     reused_connection: bool = False  # the last try went over a pooled keep-alive connection
     state: dict[str, Any] = field(default_factory=dict)  # the handler's own per-request data
+    destination: tuple[str, int] | None = None  # where a captured connection was headed
 
     def add_flag(self, flag: str) -> None:
         self.flags = flag if self.flags == "-" else f"{self.flags},{flag}"

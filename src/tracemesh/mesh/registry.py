@@ -10,12 +10,21 @@ labels include those. The file maps a service to its instances:
       - address: 127.0.0.1:15012
         labels: {version: v2}
     hello: [127.0.0.1:15001]          # an instance without labels may be a bare address
+    ratings:                          # a Service with a cluster IP (transparent capture)
+      clusterIP: 10.96.0.30
+      ports: [9080]
+      instances: [10.252.0.7:9080]
 
 and the flag form is `SERVICE=HOST:PORT` or `SERVICE[k=v,k2=v2]=HOST:PORT`, repeatable.
+
+A captured connection to a cluster IP and one of its ports is a call to that Service (Kubernetes'
+Service VIP); with capture, instances are Pod addresses and the app's port, whose own sidecar
+captures the call on arrival.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 import re
@@ -23,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node
 
 from tracemesh.mesh.yaml_nodes import STR, NodeReader, compose, read_limited
 
@@ -56,14 +65,27 @@ def parse_address(text: str) -> Address:
 class Registry:
     """Instances per service; `pick` rotates through those that fit, so load spreads evenly."""
 
-    def __init__(self, instances: Mapping[str, Sequence[Instance]] | None = None) -> None:
+    def __init__(
+        self,
+        instances: Mapping[str, Sequence[Instance]] | None = None,
+        vips: Mapping[Address, str] | None = None,
+    ) -> None:
         self._instances = {name: tuple(items) for name, items in (instances or {}).items()}
+        self._vips = dict(vips or {})  # (cluster IP, service port) -> service
         self._turns: dict[tuple[str, frozenset[tuple[str, str]]], itertools.count[int]] = {}
         self._fitting: dict[tuple[str, frozenset[tuple[str, str]]], tuple[Instance, ...]] = {}
 
     @property
     def services(self) -> frozenset[str]:
         return frozenset(self._instances)
+
+    @property
+    def vips(self) -> Mapping[Address, str]:
+        return self._vips
+
+    def service_at(self, address: Address) -> str | None:
+        """The Service whose cluster IP and port are `address`, or None."""
+        return self._vips.get(address)
 
     def instances(self, service: str) -> tuple[Instance, ...]:
         return self._instances.get(service, ())
@@ -89,7 +111,7 @@ class Registry:
 
     def merged(self, other: Registry) -> Registry:
         """This registry with `other`'s services added (`other` wins a service both name)."""
-        return Registry({**self._instances, **other._instances})
+        return Registry({**self._instances, **other._instances}, {**self._vips, **other._vips})
 
 
 def parse_endpoint(text: str) -> tuple[str, Instance]:
@@ -122,11 +144,14 @@ def load_registry(text: str | bytes, source: str = "registry.yaml") -> Registry:
         return Registry()
     reader = _Reader(source)
     grouped: dict[str, list[Instance]] = {}
+    vips: dict[Address, str] = {}
     for key, value in reader.entries(root, "the registry").items():
         service = reader.checked(key, _service, reader.string(key, "a service name"))
+        if isinstance(value, MappingNode):
+            value = reader.service(value, service, vips)
         items = reader.sequence(value, f"the instances of {service!r}")
         grouped[service] = [reader.instance(item) for item in items]
-    return Registry(grouped)
+    return Registry(grouped, vips)
 
 
 def registry_from_mapping(data: Any) -> Registry:
@@ -157,6 +182,23 @@ def read_registry(path: str | os.PathLike[str]) -> Registry:
 
 
 class _Reader(NodeReader):
+    def service(self, node: MappingNode, name: str, vips: dict[Address, str]) -> Node:
+        """A Service's cluster IP and ports into `vips`; its instances' node."""
+        fields = self.mapping(node, f"the service {name!r}", ("clusterIP", "ports", "instances"),
+                              ("instances",))  # fmt: skip
+        if "clusterIP" in fields:
+            ip = self.checked(fields["clusterIP"], _ip, self.string(fields["clusterIP"],
+                                                                    "'clusterIP'"))  # fmt: skip
+            if "ports" not in fields:
+                self.fail(node, f"{name!r} has a clusterIP but no ports")
+            for item in self.sequence(fields["ports"], "'ports'"):
+                port = self.integer(item, "a port", 1, 65535)
+                if vips.setdefault((ip, port), name) != name:
+                    self.fail(item, f"{ip}:{port} is already {vips[(ip, port)]!r}'s")
+        elif "ports" in fields:
+            self.fail(fields["ports"], f"{name!r} has ports but no clusterIP")
+        return fields["instances"]
+
     def instance(self, node: Node) -> Instance:
         if node.tag == STR:
             return Instance(self.checked(node, parse_address, self.string(node, "an address")))
@@ -183,6 +225,13 @@ def _service(name: str) -> str:
     if not _NAME.fullmatch(name) or len(name) > 253:
         raise ValueError(f"{name!r} is not a service name (lower-case DNS name)")
     return name
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
 
 
 def _label(text: str) -> str:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tracemesh.mesh.capture import CapturedConnection, CaptureMode
 from tracemesh.mesh.downstream import ClientConnection
 from tracemesh.mesh.h2_upstream import H2Pool
 from tracemesh.mesh.handler import Handler
@@ -56,13 +57,22 @@ class Stats:
     requests: int = 0
     bad_requests: int = 0  # refused by the parser (400/405/414/431/501/505)
     local: dict[str, int] = field(default_factory=dict)  # locally answered exchanges by flag
+    passthrough: int = 0  # captured connections piped as bytes (not HTTP)
 
 
 class ProxyServer:
-    """Listens on one address; `stop()` stops accepting and lets in-flight requests finish."""
+    """Listens on one address; `stop()` stops accepting and lets in-flight requests finish.
+    With `capture`, connections iptables redirected here are served transparently (capture.py).
+    """
 
-    def __init__(self, handler: Handler, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        config: ServerConfig | None = None,
+        capture: CaptureMode | None = None,
+    ) -> None:
         self.handler = handler
+        self.capture = capture
         self.config = config = config or ServerConfig()
         self.pool = Pool(
             max_idle_per_address=config.max_idle_per_upstream,
@@ -88,8 +98,13 @@ class ProxyServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         loop = asyncio.get_running_loop()
+        capture = self.capture
+
+        def accept() -> asyncio.Protocol:
+            return ClientConnection(self) if capture is None else CapturedConnection(self, capture)
+
         self._server = await loop.create_server(
-            lambda: ClientConnection(self), host, port, backlog=1024, reuse_address=True
+            accept, host, port, backlog=1024, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._tick()

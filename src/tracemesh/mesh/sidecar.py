@@ -10,6 +10,12 @@ dropped for known services); a name the mesh does not know gets 404 `NR`, so the
 an open relay. The route's destination subset picks instances by labels in the `Registry`; none
 there gives 503 `UH`. Retries follow the route's policy (`policy.RetryPolicy`): another instance
 when there is one, Envoy's jittered backoff between tries, `URX` when they run out.
+
+With transparent capture (`capture.py`) an exchange carries its connection's original
+destination. Outbound, the service is then the Host's when the mesh knows it, else the Service
+whose cluster IP and port the destination is, else none: the request goes to the destination
+itself with a CLIENT span and the trace context (`PassthroughCluster`, as Envoy's allow-any
+route). Inbound, the app is reached on the destination's port.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from tracemesh.model.span import SpanKind
 from tracemesh.propagation.context import SpanContext
 
 HTTP_PORT = 80
+PASSTHROUGH = "PassthroughCluster"  # Istio's name for calls to destinations it does not know
 MAX_OPERATION = 256
 _WANTED = frozenset((DECORATOR, FORCE_TRACE, CLIENT_TRACE_ID))
 _TRACE = "trace"  # the key of a `_Call` in `Exchange.state`
@@ -96,7 +103,7 @@ class InboundHandler(BaseHandler):
         self._tracer = tracer
         self._app = app
         self._metrics = metrics
-        service = tracer.identity.service
+        self._service = service = tracer.identity.service
         self._default_name = default_operation(service, service_port)
         self._cluster = f"inbound|{service_port}||"
 
@@ -105,13 +112,20 @@ class InboundHandler(BaseHandler):
         headers = exchange.request.headers
         found = header_values(headers, _WANTED)
         extraction = tracer.extract(headers)
-        name = _operation(found.get(DECORATOR)) or self._default_name
+        host, port = self._app
+        default, cluster = self._default_name, self._cluster
+        captured = exchange.destination
+        if captured is not None:
+            port = captured[1]
+            if port != self._app[1]:  # another port of the app than the one configured
+                default, cluster = default_operation(self._service, port), f"inbound|{port}||"
+        name = _operation(found.get(DECORATOR)) or default
         context = tracer.start(extraction, name, found)
         call = _Call(context, name, extraction.debug_id, tracer.identity.service)
         exchange.state[_TRACE] = call
         set_headers, remove = tracer.inject(context)
         remove.append(DECORATOR)  # the app never sees it (Envoy removes it too)
-        return Forward(self._app[0], self._app[1], set_headers, remove, cluster=self._cluster)
+        return Forward(host, port, set_headers, remove, cluster=cluster)
 
     def on_end(self, exchange: Exchange) -> None:
         call: _Call | None = exchange.state.get(_TRACE)
@@ -188,7 +202,31 @@ class OutboundHandler(BaseHandler):
     def on_request(self, exchange: Exchange) -> Forward | Respond:
         request = exchange.request
         service, port = self._destination(request.host)
-        return self.call(exchange, service, port, request.target, None)
+        captured = exchange.destination
+        if captured is None or service in self._known:
+            if captured is not None and port is None:
+                port = captured[1]
+            return self.call(exchange, service, port or self._ports.get(service, HTTP_PORT),
+                             request.target, None)  # fmt: skip
+        by_address = self._registry.service_at(captured)
+        if by_address is not None:
+            return self.call(exchange, by_address, captured[1], request.target, None)
+        return self._passthrough(exchange, captured)
+
+    def _passthrough(self, exchange: Exchange, address: Address) -> Forward:
+        """A captured call to a destination outside the mesh: sent where it was going, traced."""
+        tracer = self._tracer
+        headers = exchange.request.headers
+        found = header_values(headers, _WANTED)
+        extraction = tracer.extract(headers)
+        text = exchange.request.host.decode("latin-1").lower()
+        host, sep, port = text.rpartition(":")
+        host = host if sep and port.isdigit() else text
+        name = default_operation(host or address[0], address[1])
+        context = tracer.start(extraction, name, found)
+        exchange.state[_TRACE] = _Call(context, name, extraction.debug_id, UNKNOWN)
+        set_headers, remove = tracer.inject(context)
+        return Forward(address[0], address[1], set_headers, remove, cluster=PASSTHROUGH)
 
     def call(
         self, exchange: Exchange, service: str, port: int, target: bytes, name: str | None
@@ -285,9 +323,9 @@ class OutboundHandler(BaseHandler):
         if self._metrics is not None:
             self._metrics.record(self.reporter, exchange, call.service, call.revision)
 
-    def _destination(self, host: bytes) -> tuple[str, int]:
+    def _destination(self, host: bytes) -> tuple[str, int | None]:
         """(service, port) from a Host header: `formatter`, `formatter:8080`,
-        `formatter.default.svc.cluster.local:8080`."""
+        `formatter.default.svc.cluster.local:8080`; the port is None when the Host has none."""
         text = host.decode("latin-1").lower()
         name, sep, port_text = text.rpartition(":")
         if not sep or not port_text.isdigit():
@@ -297,5 +335,4 @@ class OutboundHandler(BaseHandler):
                 if name.endswith(suffix) and name[: -len(suffix)] in self._known:
                     name = name[: -len(suffix)]
                     break
-        port = int(port_text) if port_text else self._ports.get(name, HTTP_PORT)
-        return name, port
+        return name, int(port_text) if port_text else None

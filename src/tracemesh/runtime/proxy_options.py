@@ -27,6 +27,7 @@ class ProxyOptions:
     app_host: str = "127.0.0.1"
     service_port: int = 0
     outbound_port: int = ports.SIDECAR_OUTBOUND
+    capture: bool = False
     port: int = -1
     mesh: str = ""
     registry: str = ""
@@ -72,6 +73,10 @@ OPTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
                        "names (0: the app port)", (SIDECAR,)),
     "--outbound-port": ("outbound_port", "port the app sends its calls to (Host: <service>, or "
                         "HTTP_PROXY=http://127.0.0.1:<port>)", (SIDECAR,)),
+    "--capture": ("capture", "transparent capture: serve connections `tracemesh iptables` "
+                  "redirected to the inbound and outbound ports (their original destination "
+                  "decides; non-HTTP is passed through); bind --host 0.0.0.0 so redirected "
+                  "inbound connections arrive", (SIDECAR,)),
     "--port": ("port", "port the gateway listens on (-1: the mesh file's gateway.port, else "
                "8080)", (GATEWAY,)),
     "--mesh": ("mesh", "mesh file: routes, gateway routes, tracing settings", _BOTH),
@@ -120,6 +125,11 @@ def add_arguments(parser: argparse.ArgumentParser, role: str) -> None:
             default: Any = os.environ[env].split() if env in os.environ else []
             parser.add_argument(flag, dest=name, action="append", default=default, metavar="TEXT",
                                 help=f"{text} (env {env}, space-separated)")  # fmt: skip
+            continue
+        if kind_name == "bool":
+            on = os.environ.get(env, "").lower() in ("1", "true", "yes", "on")
+            parser.add_argument(flag, dest=name, action="store_true", default=on,
+                                help=f"{text} (env {env}=true)")  # fmt: skip
             continue
         kind = {"int": int, "float": float, "str": str}[kind_name]
         default = getattr(defaults, name)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from tracemesh.mesh.capture import CaptureMode
 from tracemesh.mesh.config_file import read_mesh_file
 from tracemesh.mesh.control_client import ControlClient
 from tracemesh.mesh.gateway import GatewayHandler
@@ -136,8 +137,12 @@ class ProxyProcess:
             await self.poller.start()
         if self.control is not None:
             await self.control.start()
+        if self.role == SIDECAR and opts.capture and opts.host.startswith("127."):
+            log.warning("--capture with --host %s: inbound connections redirected to the "
+                        "Pod's address will not reach it (use --host 0.0.0.0)",
+                        opts.host)  # fmt: skip
         for name, handler, port in self.handlers():
-            server = ProxyServer(handler)
+            server = ProxyServer(handler, capture=self.capture_mode(name))
             await server.start(opts.host, port)
             self.servers[name] = server
             self.listeners.append(Listener(name, f"http://{opts.host}:{server.port}",
@@ -153,6 +158,12 @@ class ProxyProcess:
         await http.wait_started()
         self.listeners.append(Listener("admin", f"http://{opts.host}:{http.port}/health /metrics",
                                        http.stop, lambda: http.serving, intake=False))  # fmt: skip
+
+    def capture_mode(self, listener: str) -> CaptureMode | None:
+        """How the sidecar's `listener` serves redirected connections (None: explicit only)."""
+        if self.role != SIDECAR or not self.options.capture:
+            return None
+        return CaptureMode(app_host=self.options.app_host if listener == "inbound" else None)
 
     def port_of(self, name: str) -> int:
         where = next(item.where for item in self.listeners if item.name == name)

@@ -1,0 +1,1 @@
+"""Transparent capture with real iptables in network namespaces."""
