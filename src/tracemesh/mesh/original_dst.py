@@ -18,7 +18,8 @@ _SOCKADDR_IN6 = 28
 class SockOpts(Protocol):
     """What asyncio's and uvloop's transports expose of a socket."""
 
-    family: int
+    @property
+    def family(self) -> int: ...
 
     def getsockopt(self, level: int, option: int, buflen: int, /) -> bytes: ...
 

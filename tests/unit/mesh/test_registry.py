@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
@@ -97,3 +98,37 @@ def test_merged_registry_takes_the_other_side_for_shared_services() -> None:
     merged = load_registry(YAML).merged(Registry({"hello": [Instance(("h", 2))]}))
     assert merged.instances("hello") == (Instance(("h", 2)),)
     assert len(merged.instances("formatter")) == 3
+
+
+def test_a_service_with_a_cluster_ip_is_found_by_address() -> None:
+    registry = load_registry(
+        "ratings:\n"
+        "  clusterIP: 10.96.0.30\n"
+        "  ports: [9080, 9443]\n"
+        "  instances: [10.252.0.7:9080, {address: '10.252.0.8:9080', labels: {version: v2}}]\n"
+        "hello: [127.0.0.1:15001]\n"
+    )
+    assert registry.service_at(("10.96.0.30", 9080)) == "ratings"
+    assert registry.service_at(("10.96.0.30", 9443)) == "ratings"
+    assert registry.service_at(("10.96.0.30", 80)) is None
+    assert registry.pick("ratings", {"version": "v2"}) == ("10.252.0.8", 9080)
+    merged = registry.merged(load_registry("x: {clusterIP: 10.96.0.31, ports: [1], instances: []}"))
+    assert merged.vips == {("10.96.0.30", 9080): "ratings", ("10.96.0.30", 9443): "ratings",
+                           ("10.96.0.31", 1): "x"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: {clusterIP: nope, ports: [1], instances: []}", "1:16: 'nope' is not an IP address"),
+        ("a: {clusterIP: 10.0.0.1, instances: []}", "has a clusterIP but no ports"),
+        ("a: {ports: [1], instances: []}", "has ports but no clusterIP"),
+        ("a: {clusterIP: 10.0.0.1, ports: [70000], instances: []}", "a port must be from"),
+        ("a: {clusterIP: 10.0.0.1, ports: [1]}", "instances"),
+        ("a: {clusterIP: 10.0.0.1, ports: [1], instances: []}\n"
+         "b: {clusterIP: 10.0.0.1, ports: [1], instances: []}", "10.0.0.1:1 is already 'a''s"),
+    ],
+)  # fmt: skip
+def test_bad_cluster_ips_are_reported_where_they_are(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_registry(text)
