@@ -31,7 +31,10 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 class _Lines(StreamRequestHandler):
+    banner = b""  # a server-first protocol (MySQL, SMTP) speaks before the client does
+
     def handle(self) -> None:
+        self.wfile.write(self.banner)
         for line in self.rfile:
             self.wfile.write(b"echo " + line)
 
@@ -41,7 +44,8 @@ def main(args: list[str]) -> None:
     if what == "http":  # http HOST PORT
         ThreadingHTTPServer.daemon_threads = True
         ThreadingHTTPServer((args[1], int(args[2])), _Echo).serve_forever()
-    elif what == "echo":  # echo HOST PORT
+    elif what in ("echo", "banner"):  # echo|banner HOST PORT
+        _Lines.banner = b"220 banner first\n" if what == "banner" else b""
         ThreadingTCPServer.allow_reuse_address = True
         ThreadingTCPServer.daemon_threads = True
         ThreadingTCPServer((args[1], int(args[2])), _Lines).serve_forever()
@@ -52,9 +56,12 @@ def main(args: list[str]) -> None:
                                          "body": json.loads(response.read())}))  # fmt: skip
     elif what == "tcp-call":  # tcp-call HOST PORT TEXT HOLD: send a line, read it back, hold
         with socket.create_connection((args[1], int(args[2])), timeout=10) as sock:
-            sock.sendall(args[3].encode() + b"\n")
-            reply = sock.makefile("rb").readline()
-            sys.stdout.write(reply.decode())
+            replies = sock.makefile("rb")
+            if args[3] == "-":  # wait for the server to speak first
+                sys.stdout.write(replies.readline().decode())
+            else:
+                sock.sendall(args[3].encode() + b"\n")
+                sys.stdout.write(replies.readline().decode())
             sys.stdout.flush()
             time.sleep(float(args[4]))
     elif what == "wait":  # wait SECONDS PORT...: until each port on 127.0.0.1 accepts

@@ -176,8 +176,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         server.start("http", [sys.executable, APPS, "http", "127.0.0.1", "8080"])
         server.start("http-excluded", [sys.executable, APPS, "http", "0.0.0.0", "9090"])
         server.start("echo", [sys.executable, APPS, "echo", "127.0.0.1", "7000"])
+        server.start("banner", [sys.executable, APPS, "banner", "127.0.0.1", "7001"])
         client.wait_ports(15001, 15006, 15020)
-        server.wait_ports(15001, 15006, 15020, 8080, 9090, 7000)
+        server.wait_ports(15001, 15006, 15020, 8080, 9090, 7000, 7001)
         yield mesh
     finally:
         for pod in pods:
@@ -274,6 +275,15 @@ def test_non_http_tcp_is_passed_through_by_both_sidecars(mesh: Mesh) -> None:
         holder.wait(10)
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_a_server_first_protocol_is_passed_through_after_the_sniffing_timeout(mesh: Mesh) -> None:
+    started = time.monotonic()
+    done = mesh.client.app("tcp-call", mesh.server.address, "7001", "-", "0")
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "220 banner first\n"  # the banner server listens on 127.0.0.1 only
+    assert took < 10  # two sniffing timeouts (0.5 s each) and a Python start, not a hang
 
 
 def test_the_sidecar_still_serves_explicit_proxy_callers(mesh: Mesh) -> None:
