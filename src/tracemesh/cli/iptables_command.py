@@ -58,9 +58,10 @@ def add_parser(sub: Any) -> None:
                      "(default %(default)s)")  # fmt: skip
     cmd.add_argument("--no-outbound", action="store_true",
                      help="capture inbound traffic only")  # fmt: skip
-    cmd.add_argument("--ipv6", choices=("auto", "on", "off"), default="auto",
+    cmd.add_argument("--ipv6", choices=("auto", "on", "off"), default="off",
                      help="also install the rules with ip6tables: auto does when the "
-                     "namespace has a global IPv6 address (default %(default)s)")  # fmt: skip
+                     "namespace has a global IPv6 address; off by default because the sidecar "
+                     "listens on IPv4 only (default %(default)s)")  # fmt: skip
     cmd.add_argument("--dry-run", action="store_true",
                      help="print the iptables-restore input instead of applying it")  # fmt: skip
 
