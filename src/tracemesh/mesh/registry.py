@@ -155,12 +155,16 @@ def load_registry(text: str | bytes, source: str = "registry.yaml") -> Registry:
 
 
 def registry_from_mapping(data: Any) -> Registry:
-    """The registry as decoded JSON (`{service: [{address, labels}]}`), as the control plane
-    sends it: no YAML parsing for thousands of instances. ValueError names what is wrong."""
+    """The registry as decoded JSON (`{service: [{address, labels}]}`, or for a Service with a
+    cluster IP `{service: {clusterIP, ports, instances}}`), as the control plane sends it: no
+    YAML parsing for thousands of instances. ValueError names what is wrong."""
     if not isinstance(data, dict):
         raise ValueError("the registry must be an object of services")
     grouped: dict[str, list[Instance]] = {}
+    vips: dict[Address, str] = {}
     for service, items in data.items():
+        if isinstance(items, dict):
+            items = _json_service(str(service), items, vips)
         if not isinstance(items, list):
             raise ValueError(f"the instances of {service!r} must be a list")
         instances = []
@@ -173,7 +177,27 @@ def registry_from_mapping(data: Any) -> Registry:
             checked = {_label(str(k)): _label(str(v)) for k, v in labels.items()}
             instances.append(Instance(parse_address(item["address"]), checked))
         grouped[_service(str(service))] = instances
-    return Registry(grouped)
+    return Registry(grouped, vips)
+
+
+def _json_service(name: str, data: dict[str, Any], vips: dict[Address, str]) -> Any:
+    """A Service object's cluster IP and ports into `vips`; its instances."""
+    unknown = set(data) - {"clusterIP", "ports", "instances"}
+    if unknown:
+        raise ValueError(f"the service {name!r} has unknown fields: {sorted(unknown)}")
+    if "clusterIP" in data:
+        ip = _ip(str(data["clusterIP"]))
+        ports = data.get("ports")
+        if not isinstance(ports, list) or not ports:
+            raise ValueError(f"{name!r} has a clusterIP but no list of ports")
+        for port in ports:
+            if type(port) is not int or not 0 < port < 65536:
+                raise ValueError(f"{port!r} is not a port of {name!r} (1-65535)")
+            if vips.setdefault((ip, port), name) != name:
+                raise ValueError(f"{ip}:{port} is already {vips[(ip, port)]!r}'s")
+    elif "ports" in data:
+        raise ValueError(f"{name!r} has ports but no clusterIP")
+    return data.get("instances")
 
 
 def read_registry(path: str | os.PathLike[str]) -> Registry:

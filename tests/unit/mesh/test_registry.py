@@ -14,6 +14,7 @@ from tracemesh.mesh.registry import (
     load_registry,
     parse_address,
     parse_endpoint,
+    registry_from_mapping,
 )
 from tracemesh.mesh.yaml_nodes import ConfigError
 
@@ -132,3 +133,24 @@ def test_a_service_with_a_cluster_ip_is_found_by_address() -> None:
 def test_bad_cluster_ips_are_reported_where_they_are(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_registry(text)
+
+
+def test_the_control_planes_json_carries_cluster_ips_too() -> None:
+    registry = registry_from_mapping({
+        "ratings": {"clusterIP": "10.96.0.30", "ports": [9080],
+                    "instances": [{"address": "10.252.0.7:9080", "labels": {"version": "v1"}}]},
+        "hello": [{"address": "10.252.0.9:8080"}],
+    })  # fmt: skip
+    assert registry.service_at(("10.96.0.30", 9080)) == "ratings"
+    assert registry.pick("ratings", {}) == ("10.252.0.7", 9080)
+    assert registry.services == {"ratings", "hello"}
+    for bad, message in [
+        ({"a": {"clusterIP": "x", "ports": [1], "instances": []}}, "not an IP address"),
+        ({"a": {"clusterIP": "10.0.0.1", "instances": []}}, "no list of ports"),
+        ({"a": {"clusterIP": "10.0.0.1", "ports": ["80"], "instances": []}}, "is not a port"),
+        ({"a": {"ports": [1], "instances": []}}, "has ports but no clusterIP"),
+        ({"a": {"clusterIP": "10.0.0.1", "ports": [1]}}, "must be a list"),
+        ({"a": {"instances": [], "vip": 1}}, "unknown fields: ['vip']"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            registry_from_mapping(bad)
