@@ -41,6 +41,7 @@ log = logging.getLogger("tracemesh.control")
 
 ISTIO = "networking.istio.io/v1"
 WATCHED = (
+    ("v1", "Service"),
     ("discovery.k8s.io/v1", "EndpointSlice"),
     ("v1", "Pod"),
     (ISTIO, "VirtualService"),
@@ -241,6 +242,7 @@ class ControlPlane:
             self._in("DestinationRule", namespace),
             self._in("Gateway", namespace),
             self.tracing,
+            self._in("Service", namespace),
         )
 
     async def _rebuild(self, namespace: str) -> bool:

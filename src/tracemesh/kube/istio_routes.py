@@ -180,6 +180,7 @@ def tables(
     destination_rules: Iterable[Json],
     gateways: Iterable[Json],
     tracing: Json,
+    services: Iterable[Json] = (),
 ) -> Tables:
     """The tables of one namespace. `pod_labels` maps Pod names to their labels."""
     out = Tables()
@@ -214,7 +215,26 @@ def tables(
     if gateway_routes:
         mesh["gateway"] = {"port": _gateway_port(gateways), "routes": gateway_routes}
     out.mesh = mesh
-    out.registry = _registry(endpoint_slices, pod_labels)
+    out.registry = _with_cluster_ips(_registry(endpoint_slices, pod_labels), services)
+    return out
+
+
+def _with_cluster_ips(registry: Json, services: Iterable[Json]) -> Json:
+    """A Service with a cluster IP becomes `{clusterIP, ports, instances}`: a captured call to
+    that address is routed as a call to the Service."""
+    out = dict(registry)
+    for service in services:
+        name = str((service.get("metadata") or {}).get("name", ""))
+        spec = service.get("spec") or {}
+        ip = spec.get("clusterIP")
+        ports = [
+            p["port"]
+            for p in spec.get("ports") or []
+            if isinstance(p.get("port"), int) and p.get("protocol", "TCP") == "TCP"
+        ]
+        if not name or not ip or ip == "None" or not ports:
+            continue
+        out[name] = {"clusterIP": ip, "ports": ports, "instances": registry.get(name, [])}
     return out
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from tracemesh.kube.istio_routes import tables
 from tracemesh.mesh.config_file import load_mesh
-from tracemesh.mesh.registry import load_registry
+from tracemesh.mesh.registry import load_registry, registry_from_mapping
 
 NS = "hello"
 
@@ -156,3 +156,18 @@ def test_a_resource_that_cannot_apply_whole_is_left_out_and_named() -> None:
     mesh = load_mesh(yaml.safe_dump(out.mesh))
     assert mesh.routes["formatter"].http[0].route[0].subset == "v2"  # the good one stands
     assert "hello" not in mesh.routes
+
+
+def test_services_with_a_cluster_ip_carry_it_for_captured_calls() -> None:
+    service = {
+        "metadata": meta("formatter"),
+        "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 8080, "protocol": "TCP"}]},
+    }
+    headless = {"metadata": meta("db"), "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}}
+    out = tables(NS, [SLICE], {}, [], [], [], {}, [service, headless])
+    assert out.registry["formatter"]["clusterIP"] == "10.96.0.20"
+    assert out.registry["formatter"]["ports"] == [8080]
+    assert len(out.registry["formatter"]["instances"]) == 2
+    assert "db" not in out.registry
+    registry = registry_from_mapping(out.registry)
+    assert registry.service_at(("10.96.0.20", 8080)) == "formatter"
