@@ -12,7 +12,7 @@ as in the translator.
 
 A message that does not parse, an id of the wrong length or an invalid Timestamp/Duration fails the
 whole request (`DecodeError`), as Jaeger's own decoder does; a span that parses but cannot be
-stored (zero ids, no start time, negative duration) is left out and counted in `rejected`.
+stored (zero ids, no start time) is left out and counted in `rejected`.
 """
 
 from __future__ import annotations
@@ -189,8 +189,6 @@ def _span_from_pb(
         raise _Invalid("span has an invalid span id (all zeros)")
     if start <= 0:
         raise _Invalid(f"span {span_id.hex()} has no start time (or one before 1970)")
-    if duration < 0:
-        raise _Invalid(f"span {span_id.hex()} ends before it starts (negative duration)")
     if start + duration > _MAX_UNIX_NANOS:
         raise _Invalid(f"span {span_id.hex()} has timestamps past the year 2554")
 
@@ -209,7 +207,7 @@ def _span_from_pb(
         span_id=span_id,
         name=span.operation_name,
         start_ns=start,
-        end_ns=start + duration,
+        end_ns=max(start + duration, 0),  # ending before the start: corrected at admission
         parent_span_id=b"" if parent == ZERO_SPAN_ID else parent,
         kind=kind,
         attributes=attributes,

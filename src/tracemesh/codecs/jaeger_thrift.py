@@ -9,7 +9,7 @@ link whose `opentracing.ref_type` attribute keeps its type; tags become typed at
 becomes the resource (`service.name` plus tags, `hostname` -> `host.name`, `jaeger.version` ->
 `opencensus.exporterversion`); a log's `event` field names its event; microseconds become
 nanoseconds; Jaeger's sampled flag is kept in bit 0. Spans no store could index (zero ids, no
-start, negative duration, times past 2^64 ns) are counted as rejected, not stored.
+start, times past 2^64 ns) are counted as rejected, not stored.
 
 Ingest goes straight from the Thrift structs to `SpanRow`s, writing each span's OTLP bytes by hand
 with the encoded form of repeated tags cached: building model spans and then protobuf messages
@@ -181,7 +181,6 @@ def invalid_reason(
         and span_id
         and start_us
         and start_us > 0
-        and duration_us >= 0
         and start_us + duration_us <= MAX_US
     ):
         return ""
@@ -193,8 +192,6 @@ def invalid_reason(
     shown = span_id_from_int(span_id).hex()
     if not start_us or start_us < 0:
         return f"span {shown} has no start time"
-    if duration_us < 0:
-        return f"span {shown} ends before it starts (negative duration)"
     return f"span {shown} has a time beyond the year 2554"
 
 
@@ -255,7 +252,7 @@ def _row(jspan: ts.Span) -> tuple[tuple[str, str], SpanRow]:
     parent_id = (parent & _U64).to_bytes(8, "big") if parent else b""
     name = jspan.operationName or ""
     start = (jspan.startTime or 0) * 1000
-    end = start + (jspan.duration or 0) * 1000
+    end = max(start + (jspan.duration or 0) * 1000, 0)  # before the start: see admission
     head = _NAME_FIELDS.get(name)
     if head is None:
         head = _name_field(name)

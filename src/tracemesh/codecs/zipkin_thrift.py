@@ -150,7 +150,7 @@ def _span(
         span_id=span_id_from_int(zspan.id or 0),
         name=zspan.name or "",
         start_ns=start * 1000,
-        end_ns=(start + duration) * 1000,
+        end_ns=max(start + duration, 0) * 1000,
         parent_span_id=span_id_from_int(zspan.parent_id) if zspan.parent_id else b"",
         kind=kind,
         attributes=attributes,
