@@ -34,6 +34,7 @@ from tracemesh.codecs.jaeger_json import go_json_text
 from tracemesh.codecs.jaeger_status import pop_scope, status_from_attributes
 from tracemesh.codecs.otlp_proto import DecodedBatch, span_from_row
 from tracemesh.codecs.protowire import encode_varint
+from tracemesh.codecs.thrift_repair import repair_batch
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.ids import span_id_from_int, trace_id_from_ints
@@ -115,7 +116,7 @@ def decode_accelerated(data: bytes, protocol: str, envelope: bool) -> DecodedBat
 def decode_batch_python(data: bytes, protocol: str = "binary") -> DecodedBatch:
     """`decode_batch` without the accelerator: the reference it is checked against."""
     try:
-        batch = ts.decode_struct(data, ts.Batch, protocol)
+        batch = ts.decode_struct(data, ts.Batch, protocol, repair=repair_batch)
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
     return batch_from_thrift(batch)
@@ -124,7 +125,9 @@ def decode_batch_python(data: bytes, protocol: str = "binary") -> DecodedBatch:
 def decode_emit_batch_python(data: bytes, protocol: str) -> DecodedBatch:
     """`decode_emit_batch` without the accelerator: the reference it is checked against."""
     try:
-        _, _, args = ts.decode_message(data, protocol, {ts.EMIT_BATCH: ts.EmitBatchArgs})
+        _, _, args = ts.decode_message(
+            data, protocol, {ts.EMIT_BATCH: ts.EmitBatchArgs}, repair_batch
+        )
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
     assert isinstance(args, ts.EmitBatchArgs)
@@ -138,7 +141,7 @@ def batch_from_thrift(batch: ts.Batch | None) -> DecodedBatch:
     if batch.process is None or batch.spans is None:  # required, as Jaeger's reader insists
         missing = "process (field 1)" if batch.process is None else "spans (field 2)"
         raise DecodeError(f"the Batch has no {missing}")
-    out = DecodedBatch(SpanBatch())
+    out = DecodedBatch(SpanBatch(repaired=getattr(batch, "repaired", 0)))
     resource = resource_from_process(batch.process)
     groups: dict[tuple[str, str], ResourceGroup] = {}
     for jspan in batch.spans:

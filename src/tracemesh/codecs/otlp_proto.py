@@ -16,7 +16,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.protowire import fields
+from tracemesh.codecs.protowire import fields, length_delimited
+from tracemesh.codecs.utf8_repair import Rules, repair
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.ids import SPAN_ID_SIZE, TRACE_ID_SIZE, ZERO_SPAN_ID, ZERO_TRACE_ID
@@ -44,6 +45,21 @@ class DecodedBatch:
     error: str = ""  # the first rejection reason, for OTLP partial success
 
 
+def _warnings_field(warnings: list[str]) -> bytes:
+    kv = common_pb2.KeyValue(key=WARNINGS_ATTRIBUTE)
+    value_to_pb(list[AttrValue](warnings), kv.value)
+    return length_delimited(9, kv.SerializeToString())  # Span.attributes
+
+
+RULES = Rules(
+    span="opentelemetry.proto.trace.v1.Span",
+    warnings=_warnings_field,
+    names=frozenset({"opentelemetry.proto.trace.v1.Span.name"}),
+    keys=frozenset({"opentelemetry.proto.common.v1.KeyValue.key"}),
+    values={"opentelemetry.proto.common.v1.AnyValue.string_value": (7, b"")},  # bytes_value
+)
+
+
 def parse_request(data: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
@@ -54,8 +70,22 @@ def parse_request(data: bytes) -> ExportTraceServiceRequest:
 
 
 def decode_request(data: bytes) -> DecodedBatch:
-    """Parse OTLP protobuf bytes into rows whose `raw` is sliced from `data`, not re-serialized."""
-    return batch_from_request(parse_request(data), data)
+    """Parse OTLP protobuf bytes into rows whose `raw` is sliced from `data`, not re-serialized.
+
+    Strings that are not UTF-8 fail the parse; the request is then repaired (`utf8_repair`)
+    rather than refused, so one bad attribute does not cost the batch."""
+    try:
+        request = parse_request(data)
+    except DecodeError as exc:
+        try:
+            fixed = repair(data, ExportTraceServiceRequest.DESCRIPTOR, RULES)
+            request = parse_request(fixed.data)
+        except DecodeError:
+            raise exc from None
+        out = batch_from_request(request, fixed.data)
+        out.batch.repaired = fixed.spans
+        return out
+    return batch_from_request(request, data)
 
 
 def batch_from_request(

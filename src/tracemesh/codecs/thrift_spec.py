@@ -14,6 +14,7 @@ Nothing here checks required fields: the codecs decide what a missing field mean
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolAccelerated
@@ -422,7 +423,13 @@ class ThriftError(ValueError):
     `tracemesh.codecs.DecodeError` (kept separate so this module stays free of the model)."""
 
 
-def decode_struct(data: bytes, cls: type[T], protocol: str, offset: int = 0) -> T:
+def decode_struct(
+    data: bytes,
+    cls: type[T],
+    protocol: str,
+    offset: int = 0,
+    repair: Callable[[ThriftStruct], None] | None = None,
+) -> T:
     """The bare struct at `data[offset:]`; trailing bytes are ignored.
 
     Every string and container length is capped at the input's length: no element takes less
@@ -434,12 +441,15 @@ def decode_struct(data: bytes, cls: type[T], protocol: str, offset: int = 0) -> 
         # One client string that is not UTF-8 should not cost the whole batch: read strings as
         # bytes and repair them with U+FFFD, as a Go receiver's JSON encoder would.
         struct_ = _read(data, offset, cls, protocol, lenient=True)
-        repair_strings(struct_)
+        (repair or repair_strings)(struct_)  # `thrift_repair` for Jaeger batches
         return struct_
 
 
 def decode_message(
-    data: bytes, protocol: str, methods: dict[str, type[ThriftStruct]]
+    data: bytes,
+    protocol: str,
+    methods: dict[str, type[ThriftStruct]],
+    repair: Callable[[ThriftStruct], None] | None = None,
 ) -> tuple[str, int, ThriftStruct]:
     """Read a message envelope (CALL or ONEWAY) and its argument struct: (name, seqid, args)."""
     _check_protocol_marker(data, protocol)
@@ -454,7 +464,7 @@ def decode_message(
         raise ThriftError(f"unknown method {name[:100]!r}; expected {expected}")
     if kind not in (TMessageType.CALL, TMessageType.ONEWAY):
         raise ThriftError(f"message type {kind} is not a call (expected ONEWAY or CALL)")
-    return name, seqid, decode_struct(data, args_type, protocol, trans.cstringio_buf.tell())
+    return name, seqid, decode_struct(data, args_type, protocol, trans.cstringio_buf.tell(), repair)
 
 
 def encode_struct(struct_: ThriftStruct, protocol: str) -> bytes:

@@ -72,7 +72,7 @@ def admit(batch: SpanBatch) -> Admitted:
         if kept:
             groups.append(ResourceGroup(group.resource, group.scope, kept))
     if changed:
-        out.batch = SpanBatch(groups)
+        out.batch = SpanBatch(groups, batch.repaired)
     return out
 
 

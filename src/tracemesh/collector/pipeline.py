@@ -137,6 +137,8 @@ class Pipeline:
     def _admit(self, batch: SpanBatch, receiver: str, fmt: str) -> SpanBatch:
         """The ingest boundary (`collector.admission`), counted and logged per receiver."""
         admitted = admit(batch)
+        if batch.repaired:
+            self._metrics.spans_corrected.labels(receiver, fmt, "invalid_utf8").inc(batch.repaired)
         for correction, count in admitted.corrected.items():
             self._metrics.spans_corrected.labels(receiver, fmt, correction).inc(count)
         for reason, count in admitted.refused.items():

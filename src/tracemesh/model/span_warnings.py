@@ -17,6 +17,6 @@ def pop_warnings(attributes: Attributes) -> list[str]:
     value = attributes.pop(WARNINGS_ATTRIBUTE, None)
     if isinstance(value, list):
         return [item if isinstance(item, str) else str(item) for item in value]
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str):  # Thrift and Zipkin tags are strings: a line per warning
+        return value.split("\n")
     return []

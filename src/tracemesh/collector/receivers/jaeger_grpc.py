@@ -49,7 +49,9 @@ class StrategySource(Protocol):
 
 def _decode(request: bytes) -> tuple[SpanBatch, DecodedSpans]:
     decoded = decode_post_spans(request)
-    return batch_from_spans(decoded.spans), decoded
+    batch = batch_from_spans(decoded.spans)
+    batch.repaired = decoded.repaired
+    return batch, decoded
 
 
 class JaegerGrpcReceiver:

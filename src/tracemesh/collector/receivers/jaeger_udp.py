@@ -30,6 +30,7 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs import thrift_spec as ts
 from tracemesh.codecs.jaeger_thrift import batch_from_thrift, decode_accelerated
 from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_spans
+from tracemesh.codecs.thrift_repair import repair_batch
 from tracemesh.codecs.zipkin_thrift import spans_from_zipkin
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.refusals import span_reason
@@ -60,7 +61,7 @@ def decode_datagram(data: bytes, protocol: str) -> DecodedBatch:
     if fast is not None:
         return fast
     try:
-        _, _, args = ts.decode_message(data, protocol, _METHODS)
+        _, _, args = ts.decode_message(data, protocol, _METHODS, repair_batch)
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
     if isinstance(args, ts.EmitBatchArgs):

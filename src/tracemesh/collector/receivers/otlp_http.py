@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.otlp_json import request_from_json
-from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, parse_request
+from tracemesh.codecs.otlp_json import decode_json
+from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, decode_request
 from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.refusals import Refusals
@@ -159,8 +159,11 @@ class OtlpHttpApp:
             body = decompress(body, wbits, self._max_body)
         try:
             if fmt == "proto":
-                return batch_from_request(parse_request(body), body)
-            return batch_from_request(request_from_json(body))
+                return decode_request(body)
+            request, repaired = decode_json(body)
+            out = batch_from_request(request)
+            out.batch.repaired = repaired
+            return out
         except DecodeError as exc:
             raise Refused(400, "malformed", str(exc)) from None
 
