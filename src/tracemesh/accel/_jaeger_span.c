@@ -592,6 +592,8 @@ append_attribute_tags(PyObject *list, const Bufs *pairs, int span_level, int *ev
         Buf key = kvs[i].key;
         int ip_key = span_level && (BUF_EQ(key, "ip") || BUF_EQ(key, "peer.ipv4"));
         if (span_level && is_library_key(key)) rc = DECLINE;
+        /* ingest warnings (model/span_warnings.py) become the span's `warnings`: Python does it */
+        if (span_level && BUF_EQ(key, "@jaeger@warnings")) rc = DECLINE;
         if (event_key && BUF_EQ(key, "event")) *event_key = 1;
         PyObject *item = NULL;
         if (rc == OK) rc = attribute_tag(&kvs[i], ip_key, &item);

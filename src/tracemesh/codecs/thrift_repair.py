@@ -1,14 +1,12 @@
 """Jaeger Thrift batches with text that is not UTF-8, repaired as Jaeger repairs protobuf.
 
-`thrift_spec` reads such a batch leniently (bad strings left as bytes); this step then gives a
-bad operation name the marker `INVALID_NAME`, a bad tag key a generated name, a bad string tag
-value the same bytes as a binary tag, other text U+FFFD, and adds to each span a tag holding
-what was changed in it or its process (`model.span_warnings`).
+`thrift_spec` reads a batch with every string as bytes when given this repair; it then gives
+a bad operation name the marker `INVALID_NAME`, a bad tag key a generated name, a bad string
+tag value the same bytes as a binary tag, other bad text U+FFFD, and adds to each span a tag
+holding what was changed in it or its process (`model.span_warnings`).
 """
 
 from __future__ import annotations
-
-from thrift.Thrift import TType
 
 from tracemesh.codecs import thrift_spec as ts
 from tracemesh.codecs.utf8_repair import INVALID_NAME, KEY_PREFIX
@@ -23,20 +21,26 @@ def repair_batch(struct_: ts.ThriftStruct) -> None:
         ts.repair_strings(struct_)
         return
     keys = [0]
-    process_warnings: list[str] = []
+    inherited: list[str] = []
     if batch.process is not None:
-        _tags(batch.process.tags, process_warnings, keys)
-        process_warnings = [f"process: {text}" for text in process_warnings]
+        _tags(batch.process.tags, inherited, keys)
+        if ts.repair_strings(batch.process):
+            inherited.append("text was not valid UTF-8; invalid bytes replaced by U+FFFD")
+        inherited = [f"process: {text}" for text in inherited]
     repaired = 0
     for span in batch.spans or ():
-        warnings = list(process_warnings)
-        if isinstance(span.operationName, bytes):
-            span.operationName = INVALID_NAME
-            warnings.append(f"the span name was not valid UTF-8; replaced by {INVALID_NAME!r}")
+        warnings = list(inherited)
+        name = span.operationName
+        if isinstance(name, bytes):
+            try:
+                span.operationName = name.decode("utf-8")
+            except UnicodeDecodeError:
+                span.operationName = INVALID_NAME
+                warnings.append(f"the span name was not valid UTF-8; replaced by {INVALID_NAME!r}")
         _tags(span.tags, warnings, keys)
         for log in span.logs or ():
             _tags(log.fields, warnings, keys)
-        if _has_bytes(span):
+        if ts.repair_strings(span):
             warnings.append("text was not valid UTF-8; invalid bytes replaced by U+FFFD")
         if warnings:
             repaired += 1
@@ -49,29 +53,15 @@ def repair_batch(struct_: ts.ThriftStruct) -> None:
 def _tags(tags: list[ts.Tag] | None, warnings: list[str], keys: list[int]) -> None:
     for tag in tags or ():
         if isinstance(tag.key, bytes):
-            keys[0] += 1
-            tag.key = f"{KEY_PREFIX}{keys[0]}"
-            warnings.append(f"an attribute key was not valid UTF-8; renamed {tag.key!r}")
+            try:
+                tag.key = tag.key.decode("utf-8")
+            except UnicodeDecodeError:
+                keys[0] += 1
+                tag.key = f"{KEY_PREFIX}{keys[0]}"
+                warnings.append(f"an attribute key was not valid UTF-8; renamed {tag.key!r}")
         if isinstance(tag.vStr, bytes):
-            tag.vBinary, tag.vStr, tag.vType = tag.vStr, None, ts.TagType.BINARY
-            warnings.append("an attribute value was not valid UTF-8; stored as bytes")
-
-
-def _has_bytes(struct_: ts.ThriftStruct) -> bool:
-    """Whether any UTF8 field below is still bytes (references, ids: never; kept general)."""
-    for entry in struct_.thrift_spec:
-        if entry is None:
-            continue
-        _, ttype, name, args, _ = entry
-        value = getattr(struct_, name)
-        if ttype == TType.STRING and args != "BINARY" and isinstance(value, bytes):
-            return True
-        if ttype == TType.STRUCT and value is not None and _has_bytes(value):
-            return True
-        if (
-            ttype == TType.LIST
-            and args[0] == TType.STRUCT
-            and any(_has_bytes(item) for item in value or ())
-        ):
-            return True
-    return False
+            try:
+                tag.vStr = tag.vStr.decode("utf-8")
+            except UnicodeDecodeError:
+                tag.vBinary, tag.vStr, tag.vType = tag.vStr, None, ts.TagType.BINARY
+                warnings.append("an attribute value was not valid UTF-8; stored as bytes")

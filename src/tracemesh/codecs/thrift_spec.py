@@ -435,13 +435,19 @@ def decode_struct(
     Every string and container length is capped at the input's length: no element takes less
     than a byte, so a bigger count is a lie and is refused before anything is allocated.
     """
+    if repair is not None:
+        # thrift's C reader replaces bad UTF-8 silently: read every string as bytes, so that
+        # `repair` sees what was broken (the accelerators take the valid input before this).
+        struct_ = _read(data, offset, cls, protocol, lenient=True)
+        repair(struct_)
+        return struct_
     try:
         return _read(data, offset, cls, protocol, lenient=False)
     except UnicodeDecodeError:
         # One client string that is not UTF-8 should not cost the whole batch: read strings as
         # bytes and repair them with U+FFFD, as a Go receiver's JSON encoder would.
         struct_ = _read(data, offset, cls, protocol, lenient=True)
-        (repair or repair_strings)(struct_)  # `thrift_repair` for Jaeger batches
+        repair_strings(struct_)
         return struct_
 
 
@@ -483,8 +489,10 @@ def encode_message(name: str, seqid: int, args: ThriftStruct, protocol: str) -> 
     return bytes(trans.getvalue())
 
 
-def repair_strings(value: ThriftStruct) -> None:
-    """Turn `bytes` left in UTF8 string fields (by a lenient read) into text with U+FFFD."""
+def repair_strings(value: ThriftStruct) -> bool:
+    """Turn `bytes` left in UTF8 string fields (by a lenient read) into text, bad bytes into
+    U+FFFD; True when there were bad bytes."""
+    bad = False
     for entry in value.thrift_spec:
         if entry is None:
             continue
@@ -493,12 +501,17 @@ def repair_strings(value: ThriftStruct) -> None:
         if field is None:
             continue
         if ttype == TType.STRING and args != "BINARY" and isinstance(field, bytes):
-            setattr(value, name, field.decode("utf-8", "replace"))
+            try:
+                setattr(value, name, field.decode("utf-8"))
+            except UnicodeDecodeError:
+                setattr(value, name, field.decode("utf-8", "replace"))
+                bad = True
         elif ttype == TType.STRUCT:
-            repair_strings(field)
+            bad = repair_strings(field) or bad
         elif ttype == TType.LIST and args[0] == TType.STRUCT:
             for item in field:
-                repair_strings(item)
+                bad = repair_strings(item) or bad
+    return bad
 
 
 def _read(data: bytes, offset: int, cls: type[T], protocol: str, *, lenient: bool) -> T:
