@@ -20,7 +20,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
-TIERS = ("unit", "contract", "integration", "e2e")
+TIERS = ("unit", "contract", "integration", "e2e", "fuzz")
 _TESTS = Path(__file__).parent
 
 

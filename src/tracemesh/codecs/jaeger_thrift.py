@@ -101,9 +101,15 @@ def decode_accelerated(data: bytes, protocol: str, envelope: bool) -> DecodedBat
     if found is None:
         return None
     groups, process_offset = found
+    bad_text: list[bool] = []
     try:  # the process is skipped in C: once per batch, through the usual reader
-        process = ts.decode_struct(data, ts.Process, protocol, process_offset)
+        process = ts.decode_struct(
+            data, ts.Process, protocol, process_offset,
+            lambda struct_: bad_text.append(ts.repair_strings(struct_)),
+        )  # fmt: skip
     except ts.ThriftError:
+        return None
+    if any(bad_text):  # text that is not UTF-8: the Python path repairs it with warnings
         return None
     resource = resource_from_process(process)
     return DecodedBatch(
