@@ -9,7 +9,7 @@ export TRACEMESH_UV := $(UV)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck unit pytest bench install clean ui ui-test browser kube
+.PHONY: run test lint typecheck unit pytest fuzz bench install clean ui ui-test browser kube
 
 ACCEL := $(wildcard src/tracemesh/accel/*.c)
 
@@ -61,6 +61,12 @@ pytest: install  ## every test (unit, contract, integration, e2e, short fuzzing)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck ui-test browser kube pytest  ## the whole suite: lint, mypy --strict, every test
+
+FUZZ_SECONDS ?= 600
+# atheris is a tool of this target only: installed beside the locked packages, not locked
+fuzz: install  ## long fuzz campaign of the C accelerators, FUZZ_SECONDS per target (ASan + UBSan)
+	$(UV) pip install -q --python $(PY) atheris
+	$(PY) scripts/fuzz.py $(FUZZ_SECONDS)
 
 bench: install  ## OTLP ingest benchmark (see bench/RESULTS.md)
 	$(PY) bench/ingest.py

@@ -21,6 +21,15 @@ class Stats:
     executions: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    found: list[tuple[bytes, str]] = field(default_factory=list)  # (input, report)
+
+
+def save(folder: Path, data: bytes) -> Path:
+    """A finding kept as a regression input of the committed corpus."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"crash-{hashlib.sha1(data).hexdigest()}"
+    path.write_bytes(data)
+    return path
 
 
 def corpus(name: str) -> list[bytes]:
@@ -85,7 +94,9 @@ def run(
             target(data)
         except Exception:  # an assertion (C != reference) or an unexpected error: a finding
             digest = hashlib.sha1(data).hexdigest()[:12]
-            stats.failures.append(f"input {digest} {data.hex()}\n{traceback.format_exc()}")
+            report = f"input {digest} {data.hex()}\n{traceback.format_exc()}"
+            stats.failures.append(report)
+            stats.found.append((data, report))
             if len(stats.failures) >= 3:
                 break
         if len(pool) < 5000 and rng.random() < 0.01:
