@@ -16,6 +16,9 @@ from tracemesh.model.span_warnings import WARNINGS_ATTRIBUTE
 def repair_batch(struct_: ts.ThriftStruct) -> None:
     """Repair a Batch (or the `batch` inside `emitBatch` arguments) in place; any other struct
     gets U+FFFD for its bad text. The number of spans changed is left in `batch.repaired`."""
+    if isinstance(struct_, ts.EmitZipkinBatchArgs):
+        repair_zipkin(struct_)
+        return
     batch = getattr(struct_, "batch", struct_)
     if not isinstance(batch, ts.Batch):
         ts.repair_strings(struct_)
@@ -48,6 +51,46 @@ def repair_batch(struct_: ts.ThriftStruct) -> None:
             span.tags = [*(span.tags or []), note]
     ts.repair_strings(struct_)
     batch.repaired = repaired  # type: ignore[attr-defined]
+
+
+def repair_zipkin(struct_: ts.ThriftStruct) -> None:
+    """Zipkin Thrift spans (`emitZipkinBatch` arguments) repaired the same way; each span's
+    warnings are left in its `warnings` attribute for `zipkin_thrift` to carry over."""
+    spans = getattr(struct_, "spans", None) or []
+    keys = [0]
+    for span in spans:
+        warnings: list[str] = []
+        name = span.name
+        if isinstance(name, bytes):
+            try:
+                span.name = name.decode("utf-8")
+            except UnicodeDecodeError:
+                span.name = INVALID_NAME
+                warnings.append(f"the span name was not valid UTF-8; replaced by {INVALID_NAME!r}")
+        for note in span.binary_annotations or ():
+            if isinstance(note.key, bytes):
+                try:
+                    note.key = note.key.decode("utf-8")
+                except UnicodeDecodeError:
+                    keys[0] += 1
+                    note.key = f"{KEY_PREFIX}{keys[0]}"
+                    warnings.append(f"an attribute key was not valid UTF-8; renamed {note.key!r}")
+            kind = note.annotation_type
+            if kind in (None, ts.AnnotationType.STRING) and not _utf8(note.value or b""):
+                note.annotation_type = ts.AnnotationType.BYTES
+                warnings.append("an attribute value was not valid UTF-8; stored as bytes")
+        if ts.repair_strings(span):
+            warnings.append("text was not valid UTF-8; invalid bytes replaced by U+FFFD")
+        span.warnings = warnings
+    ts.repair_strings(struct_)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _tags(tags: list[ts.Tag] | None, warnings: list[str], keys: list[int]) -> None:

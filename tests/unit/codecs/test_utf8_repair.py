@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.e2e.test_lenient_ingest import BROKEN, broken, spans
-from tracemesh.codecs import DecodeError, jaeger_proto, kafka_spans, otlp_proto, zipkin_proto
+from tracemesh.codecs import (
+    DecodeError,
+    jaeger_proto,
+    kafka_spans,
+    otlp_proto,
+    zipkin_proto,
+    zipkin_thrift,
+)
+from tracemesh.codecs import thrift_spec as ts
 from tracemesh.codecs.jaeger_thrift import batch_to_thrift, decode_batch, spans_from_rows
 from tracemesh.codecs.otlp_proto import batch_from_spans, span_from_row
 from tracemesh.collector.admission import admit
@@ -85,3 +93,15 @@ def test_any_corruption_of_an_otlp_request_is_decoded_or_refused(
         return
     for span in decoded_spans(decoded.batch):  # what was accepted reads back
         assert isinstance(span.name, str)
+
+
+def test_zipkin_thrift_spans_with_broken_text_are_repaired() -> None:
+    now = 1_700_000_000_000_000
+    spans_in = [
+        ts.ZipkinSpan(trace_id=5, name="BADNAME1", id=1, timestamp=now, duration=5,
+                      binary_annotations=[ts.BinaryAnnotation("BADKEY01", b"fine", 6),
+                                          ts.BinaryAnnotation("payload", b"BADVAL01", 6)]),
+        ts.ZipkinSpan(trace_id=5, name="clean", id=2, parent_id=1, timestamp=now, duration=1),
+    ]  # fmt: skip
+    data = broken(zipkin_thrift.encode_zipkin_thrift(spans_in, "binary"))
+    check(zipkin_thrift.spans_from_zipkin_thrift(data, "binary"))
