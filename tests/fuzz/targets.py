@@ -12,11 +12,14 @@ from types import ModuleType
 import orjson
 from google.protobuf.message import DecodeError as ProtoDecodeError
 
+from tests.unit.codecs.test_jaeger_thrift_accel import check as thrift_check
+from tests.unit.codecs.test_zipkin_json_accel import check as zipkin_check
 from tracemesh import accel
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs.jaeger_json import span_json as reference_span_json
 from tracemesh.codecs.otlp_proto import span_from_row
 from tracemesh.model.span import Resource, Scope
+from tracemesh.query import trace_json  # noqa: F401  (registers key_value with _jaeger_span)
 from tracemesh.query.adjusters import adjust
 from tracemesh.storage.disk import tags
 
@@ -29,27 +32,21 @@ def _module(name: str) -> ModuleType | None:
 
 def jaeger_thrift(data: bytes) -> None:
     """`_jaeger_thrift.decode`: the first byte picks the protocol and the envelope."""
-    from tests.unit.codecs.test_jaeger_thrift_accel import check
-
     if not data:
         return
     protocol = "compact" if data[0] & 1 else "binary"
-    check(data[1:], protocol, bool(data[0] & 2))
+    thrift_check(data[1:], protocol, bool(data[0] & 2))
 
 
 def zipkin_json(data: bytes) -> None:
     """`_zipkin_json.rows_from_v2` against the Python decoder of Zipkin v2 JSON."""
-    from tests.unit.codecs.test_zipkin_json_accel import check
-
-    check(data)
+    zipkin_check(data)
 
 
 def span_json(data: bytes) -> None:
     """`_jaeger_span.span_json` of stored span bytes against decode + adjust + render."""
     module = _module("_jaeger_span")
     assert module is not None
-    import tracemesh.query.trace_json  # noqa: F401  (registers key_value with the module)
-
     fast = module.span_json(data, "p1", ())
     try:
         span = span_from_row(data, Resource(), Scope())
