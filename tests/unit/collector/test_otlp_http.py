@@ -23,7 +23,6 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -37,7 +36,7 @@ from tests.unit.collector.harness import (
     trace_id_of,
     valid_request,
 )
-from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request
+from tracemesh.codecs.otlp_proto import DecodedBatch, decode_request
 from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.receivers import otlp_http
 from tracemesh.collector.receivers.otlp_http import build_app
@@ -177,11 +176,11 @@ def test_large_bodies_are_decoded_off_the_event_loop(
 ) -> None:
     threads: list[str] = []
 
-    def spy(request: ExportTraceServiceRequest, wire: bytes | None = None) -> DecodedBatch:
+    def spy(data: bytes) -> DecodedBatch:
         threads.append(threading.current_thread().name)
-        return batch_from_request(request, wire)
+        return decode_request(data)
 
-    monkeypatch.setattr(otlp_http, "batch_from_request", spy)
+    monkeypatch.setattr(otlp_http, "decode_request", spy)
     big = valid_request(1, b"\x0b" * 16)
     big.resource_spans[0].scope_spans[0].spans[0].name = os.urandom(MiB).hex()
     for body in (valid_request(1).SerializeToString(), big.SerializeToString()):
