@@ -4,10 +4,12 @@ PYTHON ?= python3
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(shell command -v $(PYTHON))
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# Tests that need uv run the one make installed (tests/support/uv.py).
+export TRACEMESH_UV := $(UV)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck unit bench install clean ui ui-test browser kube netfilter
+.PHONY: run test lint typecheck unit pytest fuzz bench install clean ui ui-test browser kube netfilter
 
 ACCEL := $(wildcard src/tracemesh/accel/*.c)
 
@@ -55,10 +57,19 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+unit: install  ## the fast tier for development: unit + contract tests, without the slow ones
+	$(PY) -m pytest -q -m "(unit or contract) and not slow" $(PYTEST_ARGS)
 
-test: lint typecheck ui-test browser kube netfilter unit  ## the whole suite: lint, mypy --strict, unit/contract/e2e tests
+pytest: install  ## every test (unit, contract, integration, e2e, short fuzzing), CI's hypothesis profile
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck ui-test browser kube netfilter pytest  ## the whole suite: lint, mypy --strict, every test
+
+FUZZ_SECONDS ?= 600
+# atheris is a tool of this target only: installed beside the locked packages, not locked
+fuzz: install  ## long fuzz campaign of the C accelerators, FUZZ_SECONDS per target (ASan + UBSan)
+	$(UV) pip install -q --python $(PY) atheris
+	$(PY) scripts/fuzz.py $(FUZZ_SECONDS)
 
 bench: install  ## OTLP ingest benchmark (see bench/RESULTS.md)
 	$(PY) bench/ingest.py

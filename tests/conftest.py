@@ -1,12 +1,37 @@
-"""Suite-wide settings: hypothesis without wall-clock deadlines (shared CI machines are noisy)."""
+"""Suite-wide settings: hypothesis without wall-clock deadlines (shared CI machines are noisy),
+and a tier marker on every test from its folder (`make unit` runs the fast tiers)."""
 
 import contextlib
+import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("default")
+# CI: more examples, and the same ones on every run, so a failure reproduces on the next run.
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=300,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+TIERS = ("unit", "contract", "integration", "e2e", "fuzz")
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`tests/<tier>/...` gets the marker `<tier>`; a folder outside the tiers gets `unit`."""
+    for item in items:
+        try:
+            folder = Path(item.path).relative_to(_TESTS).parts[0]
+        except ValueError:
+            continue
+        item.add_marker(folder if folder in TIERS else "unit")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -172,16 +172,29 @@ const STEP_PX = 600; // 25 rows a frame (36,000 px/s at 60 fps): a hard fling, h
 /** Scrolls a step per frame, `frames` times from the top (all the way when null), then the last
  * `tailFrames` steps to the bottom; the rAF deltas meanwhile. */
 async function scrollFrames(page, frames, tailFrames) {
-  return page.evaluate(async ([step, frames, tailFrames]) => {
+  // Chromium runs no requestAnimationFrame callback for a page it does not show (another
+  // window in front, a busy machine's compositor throttling a background window): a loop that
+  // awaits only rAF then waits for ever. The page scrolled is brought to the front, every frame
+  // wait also ends after FRAME_WAIT_MS (counted as a stalled frame), and the loop stops at its
+  // own deadline, so the page always answers, with what it measured.
+  await page.bringToFront();
+  return page.evaluate(async ([step, frames, tailFrames, frameWaitMs, deadlineMs]) => {
     const box = document.querySelector('.tl-scroll');
-    const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+    const deadline = performance.now() + deadlineMs;
+    let stalled = 0;
+    const frame = () => new Promise((resolve) => {
+      const timer = setTimeout(() => { stalled++; resolve(); }, frameWaitMs);
+      requestAnimationFrame(() => { clearTimeout(timer); resolve(); });
+    });
     const atBottom = () => box.scrollTop + box.clientHeight >= box.scrollHeight - 1;
     const deltas = [];
     let maxRows = 0;
+    let timedOut = false;
     async function run(count) {
       await frame();
       let last = performance.now();
       for (let i = 0; i < count && !atBottom(); i++) {
+        if (performance.now() > deadline) { timedOut = true; break; }
         const before = box.scrollTop;
         box.scrollTop += step;
         if (box.scrollTop === before) break; // cannot scroll (never loop forever)
@@ -200,12 +213,18 @@ async function scrollFrames(page, frames, tailFrames) {
     await frame();
     const rows = [...document.querySelectorAll('.tl-row')];
     const lastRow = Math.max(...rows.map((r) => Number(r.dataset.row)));
-    return { deltas, maxRows, lastRow };
-  }, [STEP_PX, frames, tailFrames]);
+    return { deltas, maxRows, lastRow, stalled, timedOut, visibility: document.visibilityState };
+  }, [STEP_PX, frames, tailFrames, FRAME_WAIT_MS, SCROLL_DEADLINE_MS]);
 }
 
+const FRAME_WAIT_MS = 1000; // a frame that takes longer is a stall, not a reason to wait for ever
+const SCROLL_DEADLINE_MS = 150_000; // inside the page, before `bounded` gives up on it at 180 s
+
 async function measureScrolling(page, spanCount, frames = null, tailFrames = 0) {
-  const { deltas, maxRows, lastRow } = await bounded('scroll', 180_000, scrollFrames(page, frames, tailFrames));
+  const scrolled = await bounded('scroll', 180_000, scrollFrames(page, frames, tailFrames));
+  const { deltas, maxRows, lastRow, stalled, timedOut, visibility } = scrolled;
+  note(`scrolled ${deltas.length} frames, ${stalled} stalled, page ${visibility}`);
+  assert.ok(!timedOut, `scrolling took over ${SCROLL_DEADLINE_MS / 1000} s (${deltas.length} frames, ${stalled} stalled, page ${visibility})`);
   assert.equal(lastRow, spanCount - 1, 'scrolled to the last span');
   assert.ok(maxRows < 200, `${maxRows} rows at most while scrolling`);
   return {
@@ -216,6 +235,7 @@ async function measureScrolling(page, spanCount, frames = null, tailFrames = 0) 
     maxMs: round(Math.max(...deltas)),
     over50Ms: deltas.filter((d) => d > 50).length,
     maxRowsInDom: maxRows,
+    stalledFrames: stalled,
   };
 }
 
@@ -225,7 +245,11 @@ function timeClick(page, selector) {
     const target = document.querySelector(selector);
     const t0 = performance.now();
     target.click();
-    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    // rAF alone could wait for ever on a page Chromium does not draw: bounded at 10 s
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, 10_000);
+      requestAnimationFrame(() => setTimeout(() => { clearTimeout(timer); resolve(); }, 0));
+    });
     return performance.now() - t0;
   }, selector);
 }
@@ -240,7 +264,7 @@ function timeSearch(page, query) {
     input.dispatchEvent(new Event('input', { bubbles: true }));
     let text = '';
     while (performance.now() - t0 < 10_000) { // never hang the run: a failed search reports -1 matches
-      await new Promise((resolve) => requestAnimationFrame(resolve));
+      await new Promise((resolve) => { setTimeout(resolve, 1000); requestAnimationFrame(resolve); });
       text = document.querySelector('[data-testid="match-count"]')?.textContent ?? '';
       if (/^\d+ match/.test(text)) return { ms: performance.now() - t0, count: parseInt(text, 10) };
     }
@@ -252,6 +276,7 @@ const REPEATS = 3; // each interaction is timed this many times; the median is j
 
 async function measureInteraction(page) {
   note('interactions');
+  await page.bringToFront();
   await page.evaluate(() => { document.querySelector('.tl-scroll').scrollTop = 0; });
   await page.locator('.tl-row[data-row="0"]').waitFor();
   const rootToggle = '.tl-row[data-row="0"] .tl-toggle';

@@ -133,6 +133,96 @@ next_field(Buf *b, Field *f)
     }
 }
 
+/* ---- what upb would refuse ------------------------------------------------------------------ */
+
+/* Strict UTF-8 as upb checks a proto3 string: no overlong forms, no surrogates, nothing past
+   U+10FFFF. */
+static int
+utf8_ok(Buf b)
+{
+    const uint8_t *p = b.p;
+    while (p < b.end) {
+        uint8_t c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        Py_ssize_t need = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : -1;
+        if (need < 0 || c > 0xF4 || b.end - p <= need) return 0;
+        for (Py_ssize_t i = 1; i <= need; i++)
+            if ((p[i] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && p[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && p[1] > 0x9F) return 0; /* surrogate */
+        if (c == 0xF0 && p[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF4 && p[1] > 0x8F) return 0; /* past U+10FFFF */
+        p += need + 1;
+    }
+    return 1;
+}
+
+/* The OTLP messages a stored span holds, for `check_message`. */
+enum { M_SPAN, M_EVENT, M_LINK, M_STATUS, M_KV, M_ANY, M_ARRAY, M_KVLIST, M_OTHER };
+enum { F_OTHER, F_STRING, F_MESSAGE };
+
+/* What field `number` of message `m` is; for a message field, its type in `*child`. */
+static int
+field_kind(int m, uint32_t number, int *child)
+{
+    switch (m) {
+    case M_SPAN:
+        if (number == 3 || number == 5) return F_STRING;
+        *child = number == 9 ? M_KV : number == 11 ? M_EVENT : number == 13 ? M_LINK
+               : number == 15 ? M_STATUS : M_OTHER;
+        return *child == M_OTHER ? F_OTHER : F_MESSAGE;
+    case M_EVENT:
+        if (number == 2) return F_STRING;
+        *child = M_KV;
+        return number == 3 ? F_MESSAGE : F_OTHER;
+    case M_LINK:
+        if (number == 3) return F_STRING;
+        *child = M_KV;
+        return number == 4 ? F_MESSAGE : F_OTHER;
+    case M_STATUS:
+        return number == 2 ? F_STRING : F_OTHER;
+    case M_KV:
+        if (number == 1) return F_STRING;
+        *child = M_ANY;
+        return number == 2 ? F_MESSAGE : F_OTHER;
+    case M_ANY:
+        if (number == 1) return F_STRING;
+        *child = number == 5 ? M_ARRAY : M_KVLIST;
+        return number == 5 || number == 6 ? F_MESSAGE : F_OTHER;
+    case M_ARRAY:
+        *child = M_ANY;
+        return number == 1 ? F_MESSAGE : F_OTHER;
+    case M_KVLIST:
+        *child = M_KV;
+        return number == 1 ? F_MESSAGE : F_OTHER;
+    default:
+        return F_OTHER;
+    }
+}
+
+/* DECLINE unless the protobuf parser would accept `b` as message `m` whole: framing at every
+   depth, UTF-8 of every string (also in the parts this file does not show, such as a link's
+   trace state), the known message and string fields with their wire type. Rendering reads
+   only some fields; without this, bytes the parser refuses could render. */
+static int
+check_message(Buf b, int m, int depth)
+{
+    if (depth > MAX_DEPTH) return DECLINE;
+    while (b.p < b.end) {
+        Field f;
+        TRY(next_field(&b, &f));
+        int child = M_OTHER, kind = field_kind(m, f.number, &child);
+        if (kind == F_OTHER) continue;
+        if (f.wire != 2) return DECLINE;
+        if (kind == F_STRING && !utf8_ok(f.data)) return DECLINE;
+        if (kind == F_MESSAGE) TRY(check_message(f.data, child, depth + 1));
+    }
+    return OK;
+}
+
 /* A singular field seen once, with the wire type it must have. */
 static int
 once(uint32_t *seen, int bit, const Field *f, int wire)
@@ -592,6 +682,8 @@ append_attribute_tags(PyObject *list, const Bufs *pairs, int span_level, int *ev
         Buf key = kvs[i].key;
         int ip_key = span_level && (BUF_EQ(key, "ip") || BUF_EQ(key, "peer.ipv4"));
         if (span_level && is_library_key(key)) rc = DECLINE;
+        /* ingest warnings (model/span_warnings.py) become the span's `warnings`: Python does it */
+        if (span_level && BUF_EQ(key, "@jaeger@warnings")) rc = DECLINE;
         if (event_key && BUF_EQ(key, "event")) *event_key = 1;
         PyObject *item = NULL;
         if (rc == OK) rc = attribute_tag(&kvs[i], ip_key, &item);
@@ -885,7 +977,8 @@ span_dict(Buf raw, PyObject *process_id, PyObject *head, PyObject *out)
     bufs_init(&s.attributes);
     bufs_init(&s.events);
     bufs_init(&s.links);
-    int dropped = 0, rc = read_span(raw, &s);
+    int dropped = 0, rc = check_message(raw, M_SPAN, 0);
+    if (rc == OK) rc = read_span(raw, &s);
     PyObject *name = NULL, *refs = NULL, *tags = NULL, *logs = NULL;
     if (rc == OK) rc = put(out, s_traceID, trace_hex(s.trace_id));
     if (rc == OK) rc = put(out, s_spanID, hex_of(s.span_id.p, 8));

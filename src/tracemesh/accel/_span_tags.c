@@ -356,6 +356,12 @@ static PyObject *sort_index(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     PyObject *result = NULL;
+    if (hv.len % 4 || ov.len % 4) { /* the reference's array() refuses a partial item */
+        PyErr_SetString(PyExc_ValueError, "bytes length not a multiple of item size");
+        PyBuffer_Release(&hv);
+        PyBuffer_Release(&ov);
+        return NULL;
+    }
     size_t n = (size_t)hv.len / 4, batches = (size_t)ov.len / 4;
     const uint32_t *offsets = ov.buf;
     uint64_t *a = malloc((n ? n : 1) * sizeof(uint64_t));
@@ -375,9 +381,12 @@ static PyObject *sort_index(PyObject *self, PyObject *const *args, Py_ssize_t na
             PyErr_SetString(PyExc_ValueError, "offsets do not fit the hashes");
             goto done;
         }
+        /* hashes before offsets[0] belong to no batch: left out, as the reference does (and
+           a[] holds only what was written: no uninitialised entry is ever sorted) */
         for (size_t i = offsets[batch]; i < offsets[batch + 1]; i++)
-            a[i] = ((uint64_t)((const uint32_t *)hv.buf)[i] << 16) | batch;
+            a[i - offsets[0]] = ((uint64_t)((const uint32_t *)hv.buf)[i] << 16) | batch;
     }
+    n -= offsets[0];
     /* LSD radix sort on the 48-bit keys, 16 bits at a time: (hash, batch) order */
     size_t *counts = calloc(65536, sizeof(size_t));
     if (!counts) {

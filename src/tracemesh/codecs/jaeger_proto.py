@@ -12,7 +12,7 @@ as in the translator.
 
 A message that does not parse, an id of the wrong length or an invalid Timestamp/Duration fails the
 whole request (`DecodeError`), as Jaeger's own decoder does; a span that parses but cannot be
-stored (zero ids, no start time, negative duration) is left out and counted in `rejected`.
+stored (zero ids, no start time) is left out and counted in `rejected`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError as ProtoDecodeError
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tracemesh.codecs import DecodeError
@@ -29,6 +30,8 @@ from tracemesh.codecs.jaeger_json import go_json_text
 from tracemesh.codecs.jaeger_status import status_from_attributes, text
 from tracemesh.codecs.proto import jaeger_model_pb2 as pb
 from tracemesh.codecs.proto.jaeger_collector_pb2 import PostSpansRequest
+from tracemesh.codecs.protowire import length_delimited
+from tracemesh.codecs.utf8_repair import Rules, repair
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.ids import SPAN_ID_SIZE, TRACE_ID_SIZE, ZERO_SPAN_ID, ZERO_TRACE_ID
 from tracemesh.model.span import (
@@ -64,6 +67,37 @@ class DecodedSpans:
     spans: list[Span] = field(default_factory=list)
     rejected: int = 0
     error: str = ""
+    repaired: int = 0  # spans with text that was not UTF-8, kept repaired (see `utf8_repair`)
+
+
+def _warnings_field(warnings: list[str]) -> bytes:
+    return b"".join(length_delimited(12, text.encode()) for text in warnings)  # Span.warnings
+
+
+RULES = Rules(
+    span="jaeger.api_v2.Span",
+    warnings=_warnings_field,
+    names=frozenset({"jaeger.api_v2.Span.operation_name"}),
+    keys=frozenset({"jaeger.api_v2.KeyValue.key"}),
+    # v_str -> v_binary, and v_type (field 2) becomes BINARY (4): the last value wins
+    values={"jaeger.api_v2.KeyValue.v_str": (7, b"\x10\x04")},
+)
+
+
+def parse_repairing(message: Message, data: bytes, what: str) -> int:
+    """Parse `data` into `message`; text that is not UTF-8 is repaired rather than refused.
+    Returns how many spans were repaired."""
+    try:
+        message.ParseFromString(data)
+        return 0
+    except (ProtoDecodeError, RuntimeError, ValueError) as exc:
+        error = DecodeError(f"invalid Jaeger api_v2 {what}: {exc}")
+    try:
+        fixed = repair(data, message.DESCRIPTOR, RULES)
+        message.ParseFromString(fixed.data)
+    except (DecodeError, ProtoDecodeError, RuntimeError, ValueError):
+        raise error from None
+    return fixed.spans
 
 
 # ---- api_v2 -> model ---------------------------------------------------------------------------
@@ -71,16 +105,17 @@ class DecodedSpans:
 
 def parse_post_spans(data: bytes) -> PostSpansRequest:
     request = PostSpansRequest()
-    try:
-        request.ParseFromString(data)
-    except (ProtoDecodeError, RuntimeError, ValueError) as exc:
-        raise DecodeError(f"invalid Jaeger api_v2 protobuf: {exc}") from None
+    parse_repairing(request, data, "protobuf")
     return request
 
 
 def decode_post_spans(data: bytes) -> DecodedSpans:
     """The spans of a serialized `PostSpansRequest`."""
-    return spans_from_batch(parse_post_spans(data).batch)
+    request = PostSpansRequest()
+    repaired = parse_repairing(request, data, "protobuf")
+    out = spans_from_batch(request.batch)
+    out.repaired = repaired
+    return out
 
 
 def spans_from_batch(batch: pb.Batch) -> DecodedSpans:
@@ -189,8 +224,6 @@ def _span_from_pb(
         raise _Invalid("span has an invalid span id (all zeros)")
     if start <= 0:
         raise _Invalid(f"span {span_id.hex()} has no start time (or one before 1970)")
-    if duration < 0:
-        raise _Invalid(f"span {span_id.hex()} ends before it starts (negative duration)")
     if start + duration > _MAX_UNIX_NANOS:
         raise _Invalid(f"span {span_id.hex()} has timestamps past the year 2554")
 
@@ -209,7 +242,7 @@ def _span_from_pb(
         span_id=span_id,
         name=span.operation_name,
         start_ns=start,
-        end_ns=start + duration,
+        end_ns=max(start + duration, 0),  # ending before the start: corrected at admission
         parent_span_id=b"" if parent == ZERO_SPAN_ID else parent,
         kind=kind,
         attributes=attributes,
@@ -217,6 +250,7 @@ def _span_from_pb(
         links=links,
         status=status,
         trace_state=trace_state,
+        warnings=list(span.warnings),  # a client's, or ours from `utf8_repair`
         resource=resource,
         scope=scope,
     )

@@ -9,7 +9,7 @@ link whose `opentracing.ref_type` attribute keeps its type; tags become typed at
 becomes the resource (`service.name` plus tags, `hostname` -> `host.name`, `jaeger.version` ->
 `opencensus.exporterversion`); a log's `event` field names its event; microseconds become
 nanoseconds; Jaeger's sampled flag is kept in bit 0. Spans no store could index (zero ids, no
-start, negative duration, times past 2^64 ns) are counted as rejected, not stored.
+start, times past 2^64 ns) are counted as rejected, not stored.
 
 Ingest goes straight from the Thrift structs to `SpanRow`s, writing each span's OTLP bytes by hand
 with the encoded form of repeated tags cached: building model spans and then protobuf messages
@@ -34,6 +34,7 @@ from tracemesh.codecs.jaeger_json import go_json_text
 from tracemesh.codecs.jaeger_status import pop_scope, status_from_attributes
 from tracemesh.codecs.otlp_proto import DecodedBatch, span_from_row
 from tracemesh.codecs.protowire import encode_varint
+from tracemesh.codecs.thrift_repair import repair_batch
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.ids import span_id_from_int, trace_id_from_ints
@@ -100,9 +101,15 @@ def decode_accelerated(data: bytes, protocol: str, envelope: bool) -> DecodedBat
     if found is None:
         return None
     groups, process_offset = found
+    bad_text: list[bool] = []
     try:  # the process is skipped in C: once per batch, through the usual reader
-        process = ts.decode_struct(data, ts.Process, protocol, process_offset)
+        process = ts.decode_struct(
+            data, ts.Process, protocol, process_offset,
+            lambda struct_: bad_text.append(ts.repair_strings(struct_)),
+        )  # fmt: skip
     except ts.ThriftError:
+        return None
+    if any(bad_text):  # text that is not UTF-8: the Python path repairs it with warnings
         return None
     resource = resource_from_process(process)
     return DecodedBatch(
@@ -115,7 +122,7 @@ def decode_accelerated(data: bytes, protocol: str, envelope: bool) -> DecodedBat
 def decode_batch_python(data: bytes, protocol: str = "binary") -> DecodedBatch:
     """`decode_batch` without the accelerator: the reference it is checked against."""
     try:
-        batch = ts.decode_struct(data, ts.Batch, protocol)
+        batch = ts.decode_struct(data, ts.Batch, protocol, repair=repair_batch)
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
     return batch_from_thrift(batch)
@@ -124,7 +131,9 @@ def decode_batch_python(data: bytes, protocol: str = "binary") -> DecodedBatch:
 def decode_emit_batch_python(data: bytes, protocol: str) -> DecodedBatch:
     """`decode_emit_batch` without the accelerator: the reference it is checked against."""
     try:
-        _, _, args = ts.decode_message(data, protocol, {ts.EMIT_BATCH: ts.EmitBatchArgs})
+        _, _, args = ts.decode_message(
+            data, protocol, {ts.EMIT_BATCH: ts.EmitBatchArgs}, repair_batch
+        )
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
     assert isinstance(args, ts.EmitBatchArgs)
@@ -138,7 +147,7 @@ def batch_from_thrift(batch: ts.Batch | None) -> DecodedBatch:
     if batch.process is None or batch.spans is None:  # required, as Jaeger's reader insists
         missing = "process (field 1)" if batch.process is None else "spans (field 2)"
         raise DecodeError(f"the Batch has no {missing}")
-    out = DecodedBatch(SpanBatch())
+    out = DecodedBatch(SpanBatch(repaired=getattr(batch, "repaired", 0)))
     resource = resource_from_process(batch.process)
     groups: dict[tuple[str, str], ResourceGroup] = {}
     for jspan in batch.spans:
@@ -181,7 +190,6 @@ def invalid_reason(
         and span_id
         and start_us
         and start_us > 0
-        and duration_us >= 0
         and start_us + duration_us <= MAX_US
     ):
         return ""
@@ -193,8 +201,6 @@ def invalid_reason(
     shown = span_id_from_int(span_id).hex()
     if not start_us or start_us < 0:
         return f"span {shown} has no start time"
-    if duration_us < 0:
-        return f"span {shown} ends before it starts (negative duration)"
     return f"span {shown} has a time beyond the year 2554"
 
 
@@ -255,7 +261,7 @@ def _row(jspan: ts.Span) -> tuple[tuple[str, str], SpanRow]:
     parent_id = (parent & _U64).to_bytes(8, "big") if parent else b""
     name = jspan.operationName or ""
     start = (jspan.startTime or 0) * 1000
-    end = start + (jspan.duration or 0) * 1000
+    end = max(start + (jspan.duration or 0) * 1000, 0)  # before the start: see admission
     head = _NAME_FIELDS.get(name)
     if head is None:
         head = _name_field(name)

@@ -17,16 +17,16 @@ from collections.abc import Sequence
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError as ProtoDecodeError
 
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs import jaeger_proto as jp
-from tracemesh.codecs.otlp_json import request_from_json, traces_data_json
+from tracemesh.codecs.json_repair import lenient_load, repair_jaeger
+from tracemesh.codecs.otlp_json import decode_json, traces_data_json
 from tracemesh.codecs.otlp_proto import (
     DecodedBatch,
     batch_from_request,
     batch_from_spans,
-    parse_request,
+    decode_request,
     span_from_row,
 )
 from tracemesh.codecs.proto import jaeger_model_pb2 as pb
@@ -112,30 +112,43 @@ def decode(value: bytes, encoding: str) -> DecodedBatch:
         raise DecodeError("empty message: no spans")
     if encoding == PROTOBUF:
         span = pb.Span()
-        try:
-            span.ParseFromString(value)
-        except (ProtoDecodeError, RuntimeError, ValueError) as exc:
-            raise DecodeError(f"invalid Jaeger api_v2 Span protobuf: {exc}") from None
-        return _from_jaeger(span)
+        return _from_jaeger(span, jp.parse_repairing(span, value, "Span protobuf"))
     if encoding == JSON:
-        span = pb.Span()
-        try:
-            json_format.Parse(value, span, ignore_unknown_fields=True)
-        except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-            raise DecodeError(f"invalid Jaeger api_v2 Span JSON: {exc}") from None
-        return _from_jaeger(span)
+        return _jaeger_json(value)
     if encoding == OTLP_PROTO:
-        return batch_from_request(parse_request(value), value)
+        return decode_request(value)
     if encoding == OTLP_JSON:
         try:
-            return batch_from_request(request_from_json(value))
+            request, repaired = decode_json(value)
+            out = batch_from_request(request)
+            out.batch.repaired = repaired
+            return out
         except RecursionError:
             raise DecodeError("OTLP JSON nested too deeply") from None
     raise ValueError(f"unknown Kafka encoding {encoding!r}")
 
 
-def _from_jaeger(span: pb.Span) -> DecodedBatch:
+def _jaeger_json(value: bytes) -> DecodedBatch:
+    span = pb.Span()
+    try:
+        json_format.Parse(value, span, ignore_unknown_fields=True)
+        return _from_jaeger(span, 0)
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        error = DecodeError(f"invalid Jaeger api_v2 Span JSON: {exc}")
+    # Text that is not UTF-8: repaired as `json_repair` does, the warnings in `warnings`.
+    try:
+        doc, repaired = repair_jaeger(lenient_load(value))
+        span = pb.Span()
+        json_format.ParseDict(doc, span, ignore_unknown_fields=True)
+    except (DecodeError, json_format.ParseError, ValueError, TypeError, RecursionError):
+        raise error from None
+    return _from_jaeger(span, repaired)
+
+
+def _from_jaeger(span: pb.Span, repaired: int) -> DecodedBatch:
     if not span.ByteSize():
         raise DecodeError("empty Jaeger span message")
     decoded = jp.spans_from_batch(pb.Batch(spans=[span]))
-    return DecodedBatch(batch_from_spans(decoded.spans), decoded.rejected, decoded.error)
+    batch = batch_from_spans(decoded.spans)
+    batch.repaired = repaired
+    return DecodedBatch(batch, decoded.rejected, decoded.error)

@@ -19,6 +19,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from tracemesh.codecs import DecodeError
+from tracemesh.codecs.json_repair import lenient_load, repair_otlp
 from tracemesh.codecs.otlp_proto import spans_from_request
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.span import Span
@@ -29,10 +30,24 @@ _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 def request_from_json(data: bytes) -> ExportTraceServiceRequest:
     """Decode an OTLP/JSON `ExportTraceServiceRequest` (or `TracesData`, same shape)."""
+    return decode_json(data)[0]
+
+
+def decode_json(data: bytes) -> tuple[ExportTraceServiceRequest, int]:
+    """The request, and how many spans had text that was not UTF-8 (repaired, with warnings:
+    see `json_repair`) rather than refusing the whole request for it."""
+    repaired = 0
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from None
+        try:
+            doc, repaired = repair_otlp(lenient_load(data))
+        except DecodeError:
+            raise DecodeError(f"invalid JSON: {exc}") from None
+    return _request(doc), repaired
+
+
+def _request(doc: Any) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     for i, rs_doc in enumerate(_list(_obj(doc, "body"), "resourceSpans", "resource_spans")):
         where = f"resourceSpans[{i}]"

@@ -16,7 +16,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.protowire import fields
+from tracemesh.codecs.protowire import fields, length_delimited
+from tracemesh.codecs.utf8_repair import Rules, repair
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.ids import SPAN_ID_SIZE, TRACE_ID_SIZE, ZERO_SPAN_ID, ZERO_TRACE_ID
@@ -30,6 +31,7 @@ from tracemesh.model.span import (
     Status,
     StatusCode,
 )
+from tracemesh.model.span_warnings import WARNINGS_ATTRIBUTE, pop_warnings
 
 PbSpan = trace_pb2.Span
 
@@ -43,6 +45,21 @@ class DecodedBatch:
     error: str = ""  # the first rejection reason, for OTLP partial success
 
 
+def _warnings_field(warnings: list[str]) -> bytes:
+    kv = common_pb2.KeyValue(key=WARNINGS_ATTRIBUTE)
+    value_to_pb(list[AttrValue](warnings), kv.value)
+    return length_delimited(9, kv.SerializeToString())  # Span.attributes
+
+
+RULES = Rules(
+    span="opentelemetry.proto.trace.v1.Span",
+    warnings=_warnings_field,
+    names=frozenset({"opentelemetry.proto.trace.v1.Span.name"}),
+    keys=frozenset({"opentelemetry.proto.common.v1.KeyValue.key"}),
+    values={"opentelemetry.proto.common.v1.AnyValue.string_value": (7, b"")},  # bytes_value
+)
+
+
 def parse_request(data: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
@@ -53,8 +70,22 @@ def parse_request(data: bytes) -> ExportTraceServiceRequest:
 
 
 def decode_request(data: bytes) -> DecodedBatch:
-    """Parse OTLP protobuf bytes into rows whose `raw` is sliced from `data`, not re-serialized."""
-    return batch_from_request(parse_request(data), data)
+    """Parse OTLP protobuf bytes into rows whose `raw` is sliced from `data`, not re-serialized.
+
+    Strings that are not UTF-8 fail the parse; the request is then repaired (`utf8_repair`)
+    rather than refused, so one bad attribute does not cost the batch."""
+    try:
+        request = parse_request(data)
+    except DecodeError as exc:
+        try:
+            fixed = repair(data, ExportTraceServiceRequest.DESCRIPTOR, RULES)
+            request = parse_request(fixed.data)
+        except DecodeError:
+            raise exc from None
+        out = batch_from_request(request, fixed.data)
+        out.batch.repaired = fixed.spans
+        return out
+    return batch_from_request(request, data)
 
 
 def batch_from_request(
@@ -90,7 +121,6 @@ def batch_from_request(
                     or span_id == ZERO_SPAN_ID
                     or (parent and len(parent) != SPAN_ID_SIZE)
                     or not start
-                    or end < start
                 ):
                     reason = _invalid_reason(span)
                     if reason:
@@ -160,8 +190,6 @@ def _invalid_reason(span: PbSpan) -> str:
         return f"span {span_id.hex()} has an invalid parent span id"
     if span.start_time_unix_nano == 0:
         return f"span {span_id.hex()} has no start time"
-    if span.end_time_unix_nano < span.start_time_unix_nano:
-        return f"span {span_id.hex()} ends before it starts (negative duration)"
     return ""
 
 
@@ -207,8 +235,23 @@ def scope_from_pb(scope: common_pb2.InstrumentationScope, schema_url: str = "") 
     )
 
 
+def _warnings_of(span: PbSpan, attributes: Attributes) -> list[str]:
+    """Every warnings attribute of the span, in order: repairs at ingest may append more than
+    one (a later KeyValue with the same key would otherwise hide the earlier ones)."""
+    if WARNINGS_ATTRIBUTE not in attributes:
+        return []
+    out: list[str] = []
+    for kv in span.attributes:
+        if kv.key == WARNINGS_ATTRIBUTE:
+            out += pop_warnings({WARNINGS_ATTRIBUTE: value_from_pb(kv.value)})
+    del attributes[WARNINGS_ATTRIBUTE]
+    return out
+
+
 def span_from_pb(span: PbSpan, resource: Resource, scope: Scope) -> Span:
     parent = span.parent_span_id
+    attributes = attributes_from_pb(span.attributes)
+    warnings = _warnings_of(span, attributes)
     return Span(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -217,7 +260,7 @@ def span_from_pb(span: PbSpan, resource: Resource, scope: Scope) -> Span:
         end_ns=span.end_time_unix_nano,
         parent_span_id=b"" if parent == ZERO_SPAN_ID else parent,
         kind=SpanKind(span.kind) if 0 <= span.kind <= 5 else SpanKind.UNSPECIFIED,
-        attributes=attributes_from_pb(span.attributes),
+        attributes=attributes,
         events=[
             Event(
                 e.time_unix_nano,
@@ -249,6 +292,7 @@ def span_from_pb(span: PbSpan, resource: Resource, scope: Scope) -> Span:
         dropped_attributes_count=span.dropped_attributes_count,
         dropped_events_count=span.dropped_events_count,
         dropped_links_count=span.dropped_links_count,
+        warnings=warnings,
     )
 
 
@@ -314,6 +358,8 @@ def span_to_pb(span: Span) -> PbSpan:
         dropped_links_count=span.dropped_links_count,
     )
     attributes_to_pb(span.attributes, pb.attributes)
+    if span.warnings and WARNINGS_ATTRIBUTE not in span.attributes:
+        value_to_pb(list[AttrValue](span.warnings), pb.attributes.add(key=WARNINGS_ATTRIBUTE).value)
     for event in span.events:
         e = pb.events.add(
             time_unix_nano=event.time_ns,

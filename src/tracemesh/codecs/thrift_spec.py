@@ -14,6 +14,7 @@ Nothing here checks required fields: the codecs decide what a missing field mean
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from thrift.protocol.TBinaryProtocol import TBinaryProtocolAccelerated
@@ -422,12 +423,24 @@ class ThriftError(ValueError):
     `tracemesh.codecs.DecodeError` (kept separate so this module stays free of the model)."""
 
 
-def decode_struct(data: bytes, cls: type[T], protocol: str, offset: int = 0) -> T:
+def decode_struct(
+    data: bytes,
+    cls: type[T],
+    protocol: str,
+    offset: int = 0,
+    repair: Callable[[ThriftStruct], None] | None = None,
+) -> T:
     """The bare struct at `data[offset:]`; trailing bytes are ignored.
 
     Every string and container length is capped at the input's length: no element takes less
     than a byte, so a bigger count is a lie and is refused before anything is allocated.
     """
+    if repair is not None:
+        # thrift's C reader replaces bad UTF-8 silently: read every string as bytes, so that
+        # `repair` sees what was broken (the accelerators take the valid input before this).
+        struct_ = _read(data, offset, cls, protocol, lenient=True)
+        repair(struct_)
+        return struct_
     try:
         return _read(data, offset, cls, protocol, lenient=False)
     except UnicodeDecodeError:
@@ -439,7 +452,10 @@ def decode_struct(data: bytes, cls: type[T], protocol: str, offset: int = 0) -> 
 
 
 def decode_message(
-    data: bytes, protocol: str, methods: dict[str, type[ThriftStruct]]
+    data: bytes,
+    protocol: str,
+    methods: dict[str, type[ThriftStruct]],
+    repair: Callable[[ThriftStruct], None] | None = None,
 ) -> tuple[str, int, ThriftStruct]:
     """Read a message envelope (CALL or ONEWAY) and its argument struct: (name, seqid, args)."""
     _check_protocol_marker(data, protocol)
@@ -454,7 +470,7 @@ def decode_message(
         raise ThriftError(f"unknown method {name[:100]!r}; expected {expected}")
     if kind not in (TMessageType.CALL, TMessageType.ONEWAY):
         raise ThriftError(f"message type {kind} is not a call (expected ONEWAY or CALL)")
-    return name, seqid, decode_struct(data, args_type, protocol, trans.cstringio_buf.tell())
+    return name, seqid, decode_struct(data, args_type, protocol, trans.cstringio_buf.tell(), repair)
 
 
 def encode_struct(struct_: ThriftStruct, protocol: str) -> bytes:
@@ -473,8 +489,10 @@ def encode_message(name: str, seqid: int, args: ThriftStruct, protocol: str) -> 
     return bytes(trans.getvalue())
 
 
-def repair_strings(value: ThriftStruct) -> None:
-    """Turn `bytes` left in UTF8 string fields (by a lenient read) into text with U+FFFD."""
+def repair_strings(value: ThriftStruct) -> bool:
+    """Turn `bytes` left in UTF8 string fields (by a lenient read) into text, bad bytes into
+    U+FFFD; True when there were bad bytes."""
+    bad = False
     for entry in value.thrift_spec:
         if entry is None:
             continue
@@ -483,12 +501,17 @@ def repair_strings(value: ThriftStruct) -> None:
         if field is None:
             continue
         if ttype == TType.STRING and args != "BINARY" and isinstance(field, bytes):
-            setattr(value, name, field.decode("utf-8", "replace"))
+            try:
+                setattr(value, name, field.decode("utf-8"))
+            except UnicodeDecodeError:
+                setattr(value, name, field.decode("utf-8", "replace"))
+                bad = True
         elif ttype == TType.STRUCT:
-            repair_strings(field)
+            bad = repair_strings(field) or bad
         elif ttype == TType.LIST and args[0] == TType.STRUCT:
             for item in field:
-                repair_strings(item)
+                bad = repair_strings(item) or bad
+    return bad
 
 
 def _read(data: bytes, offset: int, cls: type[T], protocol: str, *, lenient: bool) -> T:

@@ -31,6 +31,7 @@ import orjson
 
 from tracemesh.accel import load
 from tracemesh.codecs import DecodeError
+from tracemesh.codecs.json_repair import lenient_load, repair_zipkin
 from tracemesh.codecs.otlp_proto import span_from_row
 from tracemesh.codecs.zipkin_model import (
     _SPECIAL_KEYS,
@@ -72,18 +73,18 @@ def encode_spans(spans: Sequence[Span]) -> bytes:
 
 def batch_from_json_v2(data: bytes) -> SpanBatch:
     """Decode a Zipkin v2 JSON list of spans into storage rows; DecodeError names a bad span."""
-    docs = _load_list(data)
+    docs, repaired = _load_list(data)
     fast = _fast_v2(docs)
     if fast is not None:
-        return SpanBatch(fast[0])
-    return _build(docs, _add_v2).batch()
+        return SpanBatch(fast[0], repaired)
+    return _build(docs, repaired, add=_add_v2).batch()
 
 
 def spans_from_json_v2(data: bytes) -> list[Span]:
-    docs = _load_list(data)
+    docs, _ = _load_list(data)
     fast = _fast_v2(docs)
     if fast is None:
-        return _build(docs, _add_v2).spans()
+        return _build(docs, add=_add_v2).spans()
     groups, order = fast
     rows = [iter(group.rows) for group in groups]  # each group's rows are in input order
     return [span_from_row(next(rows[i]).raw, groups[i].resource, groups[i].scope) for i in order]
@@ -102,11 +103,12 @@ _Adder = Callable[[object, RowBuilder, EndpointCache], None]
 
 
 def _decode(data: bytes, add: _Adder) -> RowBuilder:
-    return _build(_load_list(data), add)
+    return _build(*_load_list(data), add=add)
 
 
-def _build(docs: list[Any], add: _Adder) -> RowBuilder:
+def _build(docs: list[Any], repaired: int = 0, *, add: _Adder) -> RowBuilder:
     builder = RowBuilder()
+    builder.repaired = repaired
     endpoints: EndpointCache = {}
     for i, doc in enumerate(docs):
         try:
@@ -116,14 +118,19 @@ def _build(docs: list[Any], add: _Adder) -> RowBuilder:
     return builder
 
 
-def _load_list(data: bytes) -> list[Any]:
+def _load_list(data: bytes) -> tuple[list[Any], int]:
+    """The spans, and how many had text that was not UTF-8 (repaired: see `json_repair`)."""
+    repaired = 0
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"invalid JSON: {exc}") from None
+        try:
+            doc, repaired = repair_zipkin(lenient_load(data))
+        except DecodeError:
+            raise DecodeError(f"invalid JSON: {exc}") from None
     if not isinstance(doc, list):
         raise DecodeError(f"expected a JSON list of spans, got {_type_name(doc)}")
-    return doc
+    return doc, repaired
 
 
 # ---- v2 fast path -----------------------------------------------------------------------------

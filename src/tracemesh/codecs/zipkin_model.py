@@ -204,9 +204,10 @@ class RowBuilder:
         self._events: dict[str, bytes] = {}  # encoded event bodies by annotation value
         self._endpoints: dict[tuple[Endpoint | None, Endpoint | None], bytes] = {}
         self._order: list[tuple[ResourceGroup, SpanRow]] = []
+        self.repaired = 0  # spans whose text was not UTF-8 (repaired before they got here)
 
     def batch(self) -> SpanBatch:
-        return SpanBatch(list(self._groups.values()))
+        return SpanBatch(list(self._groups.values()), self.repaired)
 
     def spans(self) -> list[Span]:
         """Every span added, decoded from its row, in the order added."""

@@ -17,11 +17,14 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs.proto.zipkin_pb2 import Endpoint as PbEndpoint
 from tracemesh.codecs.proto.zipkin_pb2 import ListOfSpans
 from tracemesh.codecs.proto.zipkin_pb2 import Span as PbSpan
+from tracemesh.codecs.protowire import length_delimited
+from tracemesh.codecs.utf8_repair import Rules, repair
 from tracemesh.codecs.zipkin_json import span_to_zipkin
 from tracemesh.codecs.zipkin_model import Endpoint, RowBuilder, checked_port
 from tracemesh.model.batch import SpanBatch
 from tracemesh.model.ids import SPAN_ID_SIZE, ZERO_SPAN_ID, InvalidIDError, normalize_trace_id
 from tracemesh.model.span import Span, SpanKind
+from tracemesh.model.span_warnings import WARNINGS_ATTRIBUTE
 
 _KINDS = {
     PbSpan.CLIENT: SpanKind.CLIENT,
@@ -32,13 +35,38 @@ _KINDS = {
 _PB_KINDS = {kind: pb for pb, kind in _KINDS.items()}
 
 
+def _warnings_field(warnings: list[str]) -> bytes:
+    """One tag (a map entry: key 1, value 2), a line per warning: Zipkin tags are strings."""
+    entry = length_delimited(1, WARNINGS_ATTRIBUTE.encode())
+    return length_delimited(11, entry + length_delimited(2, "\n".join(warnings).encode()))
+
+
+RULES = Rules(
+    span="zipkin.proto3.Span",
+    warnings=_warnings_field,
+    names=frozenset({"zipkin.proto3.Span.name"}),
+    keys=frozenset({"zipkin.proto3.Span.TagsEntry.key"}),
+)
+
+
 def parse_list(data: bytes) -> ListOfSpans:
+    return _parse(data)[0]
+
+
+def _parse(data: bytes) -> tuple[ListOfSpans, int]:
+    """The list, and how many spans had text that was not UTF-8 (repaired: `utf8_repair`)."""
     message = ListOfSpans()
     try:
         message.ParseFromString(data)
+        return message, 0
     except (ProtoDecodeError, RuntimeError, ValueError) as exc:
-        raise DecodeError(f"invalid Zipkin protobuf ListOfSpans: {exc}") from None
-    return message
+        error = DecodeError(f"invalid Zipkin protobuf ListOfSpans: {exc}")
+    try:
+        fixed = repair(data, ListOfSpans.DESCRIPTOR, RULES)
+        message.ParseFromString(fixed.data)
+    except (DecodeError, ProtoDecodeError, RuntimeError, ValueError):
+        raise error from None
+    return message, fixed.spans
 
 
 def batch_from_proto(data: bytes) -> SpanBatch:
@@ -54,7 +82,8 @@ def spans_from_proto(data: bytes) -> list[Span]:
 def _decode(data: bytes) -> RowBuilder:
     builder = RowBuilder()
     endpoints: dict[tuple[object, ...], Endpoint] = {}
-    for i, span in enumerate(parse_list(data).spans):
+    spans, builder.repaired = _parse(data)
+    for i, span in enumerate(spans.spans):
         try:
             _add(span, builder, endpoints)
         except DecodeError as exc:

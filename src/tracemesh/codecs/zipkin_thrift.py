@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs import thrift_spec as ts
 from tracemesh.codecs.jaeger_thrift import SAMPLED_FLAG, invalid_reason
+from tracemesh.codecs.thrift_repair import repair_zipkin
 from tracemesh.model.attributes import Attributes, AttrValue
 from tracemesh.model.ids import span_id_from_int, trace_id_from_ints
 from tracemesh.model.span import Event, Resource, Scope, Span, SpanKind, Status, StatusCode
@@ -65,7 +66,9 @@ def decode_zipkin_thrift(data: bytes, protocol: str) -> DecodedSpans:
     if not data:
         raise DecodeError("empty body: expected a Thrift list of Zipkin spans")
     try:
-        args = ts.decode_struct(header + data + b"\0", ts.EmitZipkinBatchArgs, protocol)
+        args = ts.decode_struct(
+            header + data + b"\0", ts.EmitZipkinBatchArgs, protocol, repair=repair_zipkin
+        )
     except ts.ThriftError as exc:
         raise DecodeError(f"{exc} (expected a Thrift list of Zipkin spans)") from None
     return spans_from_zipkin(args.spans or ())
@@ -75,7 +78,7 @@ def decode_emit_zipkin_batch(data: bytes, protocol: str) -> DecodedSpans:
     """One agent datagram: an `emitZipkinBatch` message (UDP port 5775 sends it compact)."""
     try:
         _, _, args = ts.decode_message(
-            data, protocol, {ts.EMIT_ZIPKIN_BATCH: ts.EmitZipkinBatchArgs}
+            data, protocol, {ts.EMIT_ZIPKIN_BATCH: ts.EmitZipkinBatchArgs}, repair_zipkin
         )
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
@@ -150,7 +153,7 @@ def _span(
         span_id=span_id_from_int(zspan.id or 0),
         name=zspan.name or "",
         start_ns=start * 1000,
-        end_ns=(start + duration) * 1000,
+        end_ns=max(start + duration, 0) * 1000,
         parent_span_id=span_id_from_int(zspan.parent_id) if zspan.parent_id else b"",
         kind=kind,
         attributes=attributes,
@@ -159,6 +162,7 @@ def _span(
         flags=SAMPLED_FLAG,
         resource=_resource(endpoint, resources),
         scope=scope,
+        warnings=list(getattr(zspan, "warnings", ())),  # from `thrift_repair.repair_zipkin`
     )
 
 

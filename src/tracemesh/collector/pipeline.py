@@ -20,8 +20,10 @@ from collections import deque
 
 from prometheus_client import Counter
 
+from tracemesh.collector.admission import admit
 from tracemesh.model.batch import SpanBatch
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.runtime.ratelog import RateLimitedLog
 from tracemesh.runtime.tasks import TaskOwner
 from tracemesh.storage.api import SpanWriter, StorageError
 
@@ -86,6 +88,7 @@ class Pipeline:
         self._closing = False
         self._failing = False  # the last write attempt failed
         self.spans_lost = 0
+        self._log = RateLimitedLog(log)
 
         # Metric children looked up once: `.labels()` costs more than the increment itself.
         self._received: dict[tuple[str, str], Counter] = {}
@@ -106,6 +109,7 @@ class Pipeline:
         """
         if self._closing or self._consumer is None or self._consumer.done():
             raise PipelineClosedError("the pipeline is not running")
+        batch = self._admit(batch, receiver, fmt)
         count = batch.span_count
         if count == 0:
             return None
@@ -129,6 +133,20 @@ class Pipeline:
         future.add_done_callback(_retrieve)  # a UDP receiver never awaits it
         self._confirm_waiters.append((self._submitted, future))
         return future
+
+    def _admit(self, batch: SpanBatch, receiver: str, fmt: str) -> SpanBatch:
+        """The ingest boundary (`collector.admission`), counted and logged per receiver."""
+        admitted = admit(batch)
+        if batch.repaired:
+            self._metrics.spans_corrected.labels(receiver, fmt, "invalid_utf8").inc(batch.repaired)
+        for correction, count in admitted.corrected.items():
+            self._metrics.spans_corrected.labels(receiver, fmt, correction).inc(count)
+        for reason, count in admitted.refused.items():
+            self._metrics.spans_rejected.labels(receiver, fmt, reason).inc(count)
+            self._log.warning(f"{receiver}:{fmt}:{reason}",
+                              "%s (%s): %d span(s) refused (%s), e.g. %s",
+                              receiver, fmt, count, reason, admitted.example)  # fmt: skip
+        return admitted.batch
 
     @property
     def queued_spans(self) -> int:

@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from tracemesh.codecs import DecodeError
 from tracemesh.codecs.kafka_spans import decode
+from tracemesh.collector.admission import admit
 from tracemesh.ingester.config import IngesterConfig
 from tracemesh.ingester.metrics import IngesterMetrics
 from tracemesh.model.batch import ResourceGroup, SpanBatch
@@ -158,8 +159,14 @@ class Ingester:
             self._poison.inc(poison)
         if rejected:
             self._rejected.inc(rejected)
+        # Spans written to Kafka by another producer never met a receiver's boundary: meet it here.
+        admitted = admit(SpanBatch(groups))
+        if admitted.refused:
+            self._rejected.inc(sum(admitted.refused.values()))
+            log.warning("refused %s span(s) by reason, e.g. %s", dict(admitted.refused),
+                        admitted.example)  # fmt: skip
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()]
-        return SpanBatch(groups), offsets
+        return admitted.batch, offsets
 
     async def _store(self, batch: SpanBatch) -> bool:
         """Write until it succeeds (True) or the ingester stops meanwhile (False)."""

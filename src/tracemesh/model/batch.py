@@ -38,6 +38,7 @@ class ResourceGroup:
 @dataclass(slots=True)
 class SpanBatch:
     groups: list[ResourceGroup] = field(default_factory=list)
+    repaired: int = 0  # spans whose text was not UTF-8, stored repaired with warnings
 
     @property
     def span_count(self) -> int:

@@ -19,8 +19,18 @@ class Metrics:
         )
         self.spans_rejected = Counter(
             "tracemesh_spans_rejected",
-            "Spans refused as invalid (bad id, negative duration...).",
-            ["receiver", "format"],
+            "Spans refused alone while the rest of their batch was stored, by reason: "
+            "invalid_trace_id, invalid_span_id, invalid_parent_id, no_start_time, "
+            "start_out_of_range, invalid_span.",
+            ["receiver", "format", "reason"],
+            registry=r,
+        )
+        self.spans_corrected = Counter(
+            "tracemesh_spans_corrected",
+            "Spans stored with a correction noted in their warnings, by correction: "
+            "invalid_utf8, empty_span_name, missing_service_name, negative_duration, "
+            "end_out_of_range.",
+            ["receiver", "format", "correction"],
             registry=r,
         )
         self.spans_dropped = Counter(

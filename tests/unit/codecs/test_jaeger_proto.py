@@ -439,8 +439,10 @@ def test_blank_spans_are_skipped_and_invalid_ones_counted() -> None:
     good = make_span()
     batch = pb.Batch(spans=[pb.Span(), zero_trace, zero_span, no_start, negative, good])
     decoded = spans_from_batch(batch)
-    assert [s.span_id for s in decoded.spans] == [SPAN]
-    assert decoded.rejected == 4
+    # A negative duration is kept: `collector.admission` corrects its end and says so.
+    assert [s.span_id for s in decoded.spans] == [SPAN, SPAN]
+    assert decoded.spans[0].end_ns == START_NS - 1_000_000_000
+    assert decoded.rejected == 3
     assert "trace id" in decoded.error
 
 
@@ -549,12 +551,16 @@ def test_a_span_past_2554_is_rejected_not_stored() -> None:
     assert (decoded.spans, decoded.rejected) == ([], 1)
 
 
-def test_invalid_utf8_is_a_decode_error() -> None:
+def test_invalid_utf8_is_repaired_not_refused() -> None:
+    """As Jaeger does: the string value becomes bytes, the span says so in its warnings."""
     data = bytearray(valid_request_bytes())
     at = data.index(b"v" * 50)
     data[at] = 0xFF
-    with pytest.raises(DecodeError):
-        decode_post_spans(bytes(data))
+    decoded = decode_post_spans(bytes(data))
+    assert decoded.repaired == 1 and decoded.rejected == 0
+    (repaired,) = [span for span in decoded.spans if span.warnings]
+    assert repaired.warnings == ["an attribute value was not valid UTF-8; stored as bytes"]
+    assert b"\xff" + b"v" * 49 in repaired.attributes.values()
 
 
 @given(st.binary(max_size=300))

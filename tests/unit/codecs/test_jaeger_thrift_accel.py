@@ -571,13 +571,15 @@ def test_a_process_only_the_python_reader_refuses_falls_back() -> None:
         assert check(data, protocol, False) is None
 
 
-def test_a_process_with_invalid_utf8_is_accelerated_and_repaired() -> None:
+def test_a_process_with_invalid_utf8_goes_to_python_which_repairs_it_with_warnings() -> None:
     value = one_span_batch()
     value.process = ts.Process("AAAA", [])
     data = encode(value, "binary", False).replace(b"AAAA", b"A\xffAA")
-    fast = check(data, "binary", False)
-    assert fast is not None
-    assert fast.batch.groups[0].resource.attributes == {"service.name": "A\ufffdAA"}
+    assert check(data, "binary", False) is None  # declined: the warnings are the Python path's
+    slow = jt.decode_batch_python(data, "binary")
+    assert slow.batch.groups[0].resource.attributes == {"service.name": "A\ufffdAA"}
+    (span,) = jt.spans_from_rows(slow.batch)
+    assert span.warnings == ["process: text was not valid UTF-8; invalid bytes replaced by U+FFFD"]
 
 
 def test_other_protocol_names_and_types_go_to_python() -> None:

@@ -221,11 +221,14 @@ def test_invalid_spans_are_counted_and_the_rest_stored(jaeger: JaegerCollector) 
     trace_id = os.urandom(16)
     request = PostSpansRequest.FromString(good_request(trace_id, 3))
     request.batch.spans[0].span_id = bytes(8)  # zero span id
-    request.batch.spans[1].duration.FromNanoseconds(-5)  # negative duration
+    request.batch.spans[1].duration.FromNanoseconds(-5)  # negative duration: kept, corrected
     assert jaeger.post_raw(request.SerializeToString(), timeout=10) == b""
-    assert [s.name for s in jaeger.base.trace(trace_id)] == ["op-2"]
-    assert jaeger.base.sample("tracemesh_spans_rejected_total", **LABELS) == 2
-    assert jaeger.base.sample("tracemesh_spans_received_total", **LABELS) == 1
+    stored = jaeger.base.trace(trace_id)
+    assert sorted(s.name for s in stored) == ["op-1", "op-2"]
+    corrected = next(s for s in stored if s.name == "op-1")
+    assert corrected.end_ns == corrected.start_ns and "before the start" in corrected.warnings[0]
+    assert jaeger.base.sample("tracemesh_spans_rejected_total", **LABELS) == 1
+    assert jaeger.base.sample("tracemesh_spans_received_total", **LABELS) == 2
 
 
 def test_a_message_over_the_limit_is_resource_exhausted() -> None:

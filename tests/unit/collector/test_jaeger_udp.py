@@ -30,6 +30,7 @@ from tracemesh.collector.receivers import jaeger_udp
 from tracemesh.collector.receivers.jaeger_udp import UdpReceiver
 from tracemesh.model.batch import SpanBatch
 from tracemesh.model.span import REF_TYPE_KEY, Event, Resource, Span, SpanKind, StatusCode
+from tracemesh.runtime import ratelog
 from tracemesh.runtime.metrics import Metrics
 
 T0 = 1_700_000_000_000_000_000  # ns
@@ -351,8 +352,8 @@ def test_rate_limited_log(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = [100.0]
-    monkeypatch.setattr(jaeger_udp.time, "monotonic", lambda: now[0])
-    limited = jaeger_udp._RateLimitedLog(10.0)
+    monkeypatch.setattr(ratelog.time, "monotonic", lambda: now[0])
+    limited = ratelog.RateLimitedLog(jaeger_udp.log, 10.0)
     with caplog.at_level(logging.WARNING, logger="tracemesh.receivers.udp"):
         for _ in range(50):
             limited.warning("malformed", "bad %s", "datagram")

@@ -206,19 +206,26 @@ def test_invalid_spans_are_rejected_with_partial_success_and_the_rest_stored(
     ]
     for ids in bad:
         spans.add(name="bad", start_time_unix_nano=10, end_time_unix_nano=20, **ids)
-    spans.add(  # ends before it starts
+    spans.add(  # ends before it starts: kept as Jaeger does, its end corrected
         name="negative", trace_id=b"\x05" * 16, span_id=b"\x04" * 8,
         start_time_unix_nano=2_000, end_time_unix_nano=1_000,
     )  # fmt: skip
     response = ExportTraceServiceResponse.FromString(
         collector.export(request.SerializeToString(), timeout=10)
     )
-    assert response.partial_success.rejected_spans == 5
+    assert response.partial_success.rejected_spans == 4
     assert "invalid trace id" in response.partial_success.error_message
-    assert [s.name for s in collector.trace(b"\x05" * 16)] == ["s0", "s1"]
+    stored = collector.trace(b"\x05" * 16)
+    assert [s.name for s in stored] == ["s0", "s1", "negative"]
+    assert (stored[2].start_ns, stored[2].end_ns) == (2_000, 2_000)
+    assert stored[2].warnings == [
+        "end time was 1000 ns before the start time; end set to the start"
+    ]
     labels = {"receiver": "otlp_grpc", "format": "proto"}
-    assert collector.sample("tracemesh_spans_rejected_total", **labels) == 5
-    assert collector.sample("tracemesh_spans_received_total", **labels) == 2
+    assert collector.sample("tracemesh_spans_rejected_total", **labels) == 4
+    assert collector.sample("tracemesh_spans_received_total", **labels) == 3
+    corrected = {**labels, "correction": "negative_duration"}
+    assert collector.sample("tracemesh_spans_corrected_total", **corrected) == 1
 
 
 def test_an_empty_request_succeeds(collector: Collector) -> None:
@@ -367,8 +374,7 @@ def is_valid(span: trace_pb2.Span) -> bool:
         and any(span.span_id)
         and len(span.parent_span_id) in (0, 8)
         and span.start_time_unix_nano > 0
-        and span.end_time_unix_nano >= span.start_time_unix_nano
-    )
+    )  # an end before the start is corrected by `collector.admission`, not refused
 
 
 id_bytes = st.sampled_from([0, 5, 8, 16]).flatmap(

@@ -23,7 +23,6 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -37,7 +36,7 @@ from tests.unit.collector.harness import (
     trace_id_of,
     valid_request,
 )
-from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request
+from tracemesh.codecs.otlp_proto import DecodedBatch, decode_request
 from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.receivers import otlp_http
 from tracemesh.collector.receivers.otlp_http import build_app
@@ -177,11 +176,11 @@ def test_large_bodies_are_decoded_off_the_event_loop(
 ) -> None:
     threads: list[str] = []
 
-    def spy(request: ExportTraceServiceRequest, wire: bytes | None = None) -> DecodedBatch:
+    def spy(data: bytes) -> DecodedBatch:
         threads.append(threading.current_thread().name)
-        return batch_from_request(request, wire)
+        return decode_request(data)
 
-    monkeypatch.setattr(otlp_http, "batch_from_request", spy)
+    monkeypatch.setattr(otlp_http, "decode_request", spy)
     big = valid_request(1, b"\x0b" * 16)
     big.resource_spans[0].scope_spans[0].spans[0].name = os.urandom(MiB).hex()
     for body in (valid_request(1).SerializeToString(), big.SerializeToString()):
@@ -204,7 +203,7 @@ def test_invalid_spans_get_a_protobuf_partial_success(
     spans = request.resource_spans[0].scope_spans[0].spans
     spans.add(trace_id=bytes(16), span_id=b"\x01" * 8, start_time_unix_nano=1, end_time_unix_nano=2)
     spans.add(trace_id=b"\x05" * 16, span_id=bytes(8), start_time_unix_nano=1, end_time_unix_nano=2)
-    spans.add(  # negative duration
+    spans.add(  # negative duration and no name: kept, both corrected
         trace_id=b"\x05" * 16, span_id=b"\x09" * 8, start_time_unix_nano=5, end_time_unix_nano=4
     )
     response = client.post(
@@ -212,11 +211,13 @@ def test_invalid_spans_get_a_protobuf_partial_success(
     )
     assert response.status_code == 200
     partial = ExportTraceServiceResponse.FromString(response.content).partial_success
-    assert partial.rejected_spans == 3
+    assert partial.rejected_spans == 2
     assert "invalid trace id" in partial.error_message
-    assert [s.name for s in collector.trace(b"\x05" * 16)] == ["s0", "s1"]
+    stored = collector.trace(b"\x05" * 16)
+    assert [s.name for s in stored] == ["s0", "s1", "empty-span-name"]
+    assert stored[2].end_ns == 5 and len(stored[2].warnings) == 2
     labels = {"receiver": "otlp_http", "format": "proto"}
-    assert collector.sample("tracemesh_spans_rejected_total", **labels) == 3
+    assert collector.sample("tracemesh_spans_rejected_total", **labels) == 2
 
 
 def test_invalid_spans_get_a_json_partial_success(
@@ -228,14 +229,16 @@ def test_invalid_spans_get_a_json_partial_success(
     spans.append({**spans[0], "traceId": "0" * 32})  # all-zero trace id
     spans.append({**spans[0], "spanId": "0000000000000000"})  # all-zero span id
     spans.append({**spans[0], "spanId": "abcd"})  # too short
-    spans.append({**spans[0], "startTimeUnixNano": "2000", "endTimeUnixNano": "1000"})
+    negative = {**spans[0], "spanId": "00000000000000bb"}
+    spans.append({**negative, "startTimeUnixNano": "2000", "endTimeUnixNano": "1000"})  # kept
     response = client.post(collector.http_url, content=orjson.dumps(body), headers=JSON)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     partial = orjson.loads(response.content)["partialSuccess"]
-    assert int(partial["rejectedSpans"]) == 4
+    assert int(partial["rejectedSpans"]) == 3
     assert partial["errorMessage"]
-    assert len(collector.trace(bytes.fromhex(trace_id))) == 1
+    stored = collector.trace(bytes.fromhex(trace_id))
+    assert sorted(s.end_ns - s.start_ns for s in stored)[0] == 0 and len(stored) == 2
 
 
 # ---- hostile input: each gets its status and the server keeps serving --------------------------

@@ -31,6 +31,10 @@ def make_batch(spans: int, groups: int = 1) -> SpanBatch:
     return batch
 
 
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
 def span_ids(batch: SpanBatch) -> list[bytes]:
     return [row.span_id for group in batch.groups for row in group.rows]
 
@@ -55,6 +59,13 @@ class RecordingWriter:
     @property
     def ids(self) -> list[bytes]:
         return [sid for batch in self.batches for sid in span_ids(batch)]
+
+
+async def until(condition: Callable[[], object], timeout: float = 10) -> None:
+    """Wait for `condition`, with a deadline: never a fixed sleep that a busy machine outlasts."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -114,11 +125,12 @@ def test_batches_are_merged_up_to_batch_spans_without_copying_rows() -> None:
 
 def test_a_small_batch_waits_at_most_flush_interval() -> None:
     async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
+        began = loop_time()
         pipeline.submit(make_batch(5), "r", "f")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0)  # the consumer wakes and starts lingering
         assert writer.batches == []  # still lingering for more spans
-        await asyncio.sleep(0.3)
-        assert len(writer.ids) == 5
+        await until(lambda: len(writer.ids) == 5)
+        assert loop_time() - began >= 0.1  # it waited the whole flush interval, not longer
 
     run(test, flush_interval=0.1)
 
@@ -128,8 +140,9 @@ def test_a_full_batch_is_written_without_lingering() -> None:
         pipeline.submit(make_batch(40), "r", "f")
         pipeline.submit(make_batch(60), "r", "f")
         pipeline.submit(make_batch(10), "r", "f")
-        await asyncio.sleep(0.05)
+        await until(lambda: writer.batches)
         assert [b.span_count for b in writer.batches] == [100]  # the last 10 wait for more
+        assert pipeline.queued_spans == 10
 
     run(test, batch_spans=100, flush_interval=30.0)
 
@@ -163,7 +176,7 @@ def test_a_full_queue_refuses_without_blocking_and_counts_the_drop() -> None:
     async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
         writer.gate.clear()
         pipeline.submit(make_batch(60), "otlp_http", "json")
-        await asyncio.sleep(0.01)  # the consumer takes it and blocks in write()
+        await until(lambda: pipeline.queued_spans == 0)  # the consumer took it: blocked in write
         pipeline.submit(make_batch(60), "otlp_http", "json")
         pipeline.submit(make_batch(40), "otlp_http", "json")
         with pytest.raises(QueueFullError, match="queue full"):
@@ -184,7 +197,7 @@ def test_a_batch_larger_than_the_queue_fits_only_into_an_empty_queue() -> None:
     async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
         writer.gate.clear()
         pipeline.submit(make_batch(1), "r", "f")
-        await asyncio.sleep(0.01)
+        await until(lambda: pipeline.queued_spans == 0)  # the consumer took it: blocked in write
         pipeline.submit(make_batch(1), "r", "f")
         with pytest.raises(QueueFullError):
             pipeline.submit(make_batch(50), "r", "f")
@@ -247,8 +260,9 @@ def test_storage_errors_are_retried_until_the_write_succeeds() -> None:
     async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
         writer.fail_next = 3
         pipeline.submit(make_batch(10), "r", "f")
-        while not sample(metrics, "tracemesh_storage_write_failures_total", storage="rec"):
-            await asyncio.sleep(0.001)
+        await until(
+            lambda: sample(metrics, "tracemesh_storage_write_failures_total", storage="rec")
+        )
         assert not pipeline.healthy  # failing right now
         await pipeline.flush()
         assert len(writer.ids) == 10

@@ -10,7 +10,6 @@ import gzip
 import importlib.util
 import ipaddress
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from opentelemetry.trace import SpanKind as SdkKind
 from opentelemetry.trace import Status as SdkStatus
 from opentelemetry.trace import StatusCode as SdkStatusCode
 
+from tests.support.uv import uv_command
 from tests.unit.codecs.test_zipkin_json import ENVOY_SPANS, GATEWAY_SPAN, SHARED, TRACE
 from tests.unit.codecs.test_zipkin_proto import to_proto
 from tests.unit.collector.harness import Collector, MiB, trace_id_of
@@ -520,14 +520,14 @@ print(format(root.get_span_context().trace_id, "032x"))
 def test_the_real_otel_zipkin_proto_exporter(collector: ZipkinCollector, tmp_path: Any) -> None:
     """opentelemetry-exporter-zipkin-proto-http pins protobuf<4, which cannot sit beside the
     protobuf this project uses, so it gets a venv of its own and runs as a separate process."""
-    uv = shutil.which("uv")
+    uv = uv_command()
     if uv is None:
         pytest.skip("SKIPPED LOUDLY: `uv` is not installed, so the proto exporter cannot be set up")
     venv = tmp_path / "venv"
     python = str(venv / "bin" / "python")
     steps = [
-        [uv, "venv", "-q", "--python", sys.executable, str(venv)],
-        [uv, "pip", "install", "-q", "--python", python,
+        [*uv, "venv", "-q", "--python", sys.executable, str(venv)],
+        [*uv, "pip", "install", "-q", "--python", python,
          "opentelemetry-exporter-zipkin-proto-http", "opentelemetry-sdk"],
     ]  # fmt: skip
     for step in steps:

@@ -27,6 +27,7 @@ from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.receivers.grpc_server import start_grpc_server
 from tracemesh.collector.receivers.otlp_grpc import _retry_trailers
 from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
+from tracemesh.collector.refusals import Refusals
 from tracemesh.collector.sink import BatchSink
 from tracemesh.model.batch import SpanBatch
 from tracemesh.runtime.metrics import Metrics
@@ -48,7 +49,9 @@ class StrategySource(Protocol):
 
 def _decode(request: bytes) -> tuple[SpanBatch, DecodedSpans]:
     decoded = decode_post_spans(request)
-    return batch_from_spans(decoded.spans), decoded
+    batch = batch_from_spans(decoded.spans)
+    batch.repaired = decoded.repaired
+    return batch, decoded
 
 
 class JaegerGrpcReceiver:
@@ -72,7 +75,7 @@ class JaegerGrpcReceiver:
         self._sampling = sampling
         self._max_message = max_message_bytes
         self._server: Any = None
-        self._rejected = metrics.spans_rejected.labels(RECEIVER, FORMAT)
+        self._refusals = Refusals(metrics, RECEIVER)
 
     async def start(self) -> None:
         post_spans = grpc.unary_unary_rpc_method_handler(self._post_spans)  # raw bytes
@@ -104,11 +107,10 @@ class JaegerGrpcReceiver:
             else:
                 batch, decoded = _decode(request)
         except DecodeError as exc:
-            self._failed("malformed")
+            self._refusals.request(FORMAT, "malformed", str(exc))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))  # raises
         if decoded.rejected:
-            self._rejected.inc(decoded.rejected)
-            log.debug("rejected %d Jaeger spans: %s", decoded.rejected, decoded.error)
+            self._refusals.spans(FORMAT, decoded.rejected, decoded.error)
         try:
             written = self._sink.submit(batch, RECEIVER, FORMAT)
             if written is not None:
@@ -134,4 +136,4 @@ class JaegerGrpcReceiver:
         return bytes(response.SerializeToString())
 
     def _failed(self, reason: str) -> None:
-        self._metrics.requests_failed.labels(RECEIVER, FORMAT, reason).inc()
+        self._refusals.request(FORMAT, reason)

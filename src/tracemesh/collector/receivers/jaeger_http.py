@@ -37,6 +37,7 @@ from tracemesh.collector.receivers.otlp_http import (
     decompress,
     read_body,
 )
+from tracemesh.collector.refusals import Refusals
 from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.storage.api import StorageError
@@ -78,7 +79,7 @@ class JaegerHttpReceiver:
         self._sink = sink
         self._metrics = metrics
         self._max_body = max_body_bytes
-        self._rejected = metrics.spans_rejected.labels(RECEIVER, FORMAT)
+        self._refusals = Refusals(metrics, RECEIVER)
 
     async def traces(self, request: Request) -> Response:
         fmt = "unknown"
@@ -105,11 +106,10 @@ class JaegerHttpReceiver:
                 decoded = self._unpack(body, wbits)
             await self._submit(decoded)
         except Refused as refused:
-            self._metrics.requests_failed.labels(RECEIVER, fmt, refused.reason).inc()
-            log.debug("refused with %d: %s", refused.status, refused.message)
+            self._refusals.request(fmt, refused.reason, refused.message)
             return _refusal(refused)
         except ClientDisconnect:
-            self._metrics.requests_failed.labels(RECEIVER, fmt, "disconnected").inc()
+            self._refusals.request(fmt, "disconnected")
             return Response(status_code=400)  # nobody is listening
         return Response(status_code=202)
 
@@ -135,8 +135,7 @@ class JaegerHttpReceiver:
             raise Refused(503, "storage_unavailable", str(exc)) from None
         # Counted only once accepted: a refused request comes back and would count twice.
         if decoded.rejected:
-            self._rejected.inc(decoded.rejected)
-            log.debug("rejected %d span(s): %s", decoded.rejected, decoded.error)
+            self._refusals.spans(FORMAT, decoded.rejected, decoded.error)
 
 
 def _refusal(refused: Refused) -> Response:

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import socket
 import sys
-import time
 from collections import deque
 from typing import Any
 
@@ -31,11 +30,14 @@ from tracemesh.codecs import DecodeError
 from tracemesh.codecs import thrift_spec as ts
 from tracemesh.codecs.jaeger_thrift import batch_from_thrift, decode_accelerated
 from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_spans
+from tracemesh.codecs.thrift_repair import repair_batch
 from tracemesh.codecs.zipkin_thrift import spans_from_zipkin
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
+from tracemesh.collector.refusals import span_reason
 from tracemesh.collector.sink import BatchSink
 from tracemesh.model.batch import SpanBatch
 from tracemesh.runtime.metrics import Metrics
+from tracemesh.runtime.ratelog import RateLimitedLog
 from tracemesh.runtime.tasks import TaskOwner
 
 log = logging.getLogger("tracemesh.receivers.udp")
@@ -59,7 +61,7 @@ def decode_datagram(data: bytes, protocol: str) -> DecodedBatch:
     if fast is not None:
         return fast
     try:
-        _, _, args = ts.decode_message(data, protocol, _METHODS)
+        _, _, args = ts.decode_message(data, protocol, _METHODS, repair_batch)
     except ts.ThriftError as exc:
         raise DecodeError(str(exc)) from None
     if isinstance(args, ts.EmitBatchArgs):
@@ -105,10 +107,9 @@ class UdpReceiver:
         self._kernel_drops: int | None = None  # the socket's overflow counter, if it has one
         self._tasks = TaskOwner()
         self._consumer: asyncio.Task[Any] | None = None
-        self._log = _RateLimitedLog(LOG_INTERVAL_SECONDS)
+        self._log = RateLimitedLog(log, LOG_INTERVAL_SECONDS)
         labels = (self.receiver, self.format)
         self._received = metrics.udp_packets_received.labels(*labels)
-        self._rejected = metrics.spans_rejected.labels(*labels)
         self._dropped_spans = metrics.spans_dropped.labels(*labels)
         self._dropped: dict[str, Counter] = {}
 
@@ -223,9 +224,12 @@ class UdpReceiver:
             self._drop("malformed", str(exc))
             return
         if decoded.rejected:
-            self._rejected.inc(decoded.rejected)
-            self._log.warning("rejected_spans", "%s: %d invalid span(s) dropped, e.g. %s",
-                              self.receiver, decoded.rejected, decoded.error)  # fmt: skip
+            reason = span_reason(decoded.error)
+            self._metrics.spans_rejected.labels(self.receiver, self.format, reason).inc(
+                decoded.rejected
+            )
+            self._log.warning(f"spans:{reason}", "%s: %d invalid span(s) dropped (%s), e.g. %s",
+                              self.receiver, decoded.rejected, reason, decoded.error)  # fmt: skip
         self._submit(decoded.batch)
 
     def _submit(self, batch: SpanBatch) -> None:
@@ -246,28 +250,6 @@ class UdpReceiver:
         counter.inc(datagrams)
         self._log.warning(reason, "%s (%s): dropped %d datagram(s) (%s): %s", self.receiver,
                           self.format, datagrams, reason, detail)  # fmt: skip
-
-
-class _RateLimitedLog:
-    """At most one warning per key every `interval` seconds, saying how many were held back."""
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-
-    def warning(self, key: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval:
-            self._held[key] = self._held.get(key, 0) + 1
-            return
-        self._last[key] = now
-        held = self._held.pop(key, 0)
-        if held:
-            message += " (and %d more like it in the last %.0fs)"
-            args = (*args, held, now - last if last is not None else 0.0)
-        log.warning(message, *args)
 
 
 def _count_kernel_drops(sock: socket.socket) -> bool:

@@ -25,6 +25,7 @@ from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
 from tracemesh.collector.receivers.grpc_server import start_grpc_server
 from tracemesh.collector.receivers.otlp_http import OFFLOAD_BYTES
+from tracemesh.collector.refusals import Refusals
 from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.storage.api import StorageError
@@ -73,7 +74,7 @@ class OtlpGrpcReceiver:
         self.port = port
         self._max_message = max_message_bytes
         self._server: Any = None
-        self._rejected = metrics.spans_rejected.labels(RECEIVER, FORMAT)
+        self._refusals = Refusals(metrics, RECEIVER)
 
     async def start(self) -> None:
         handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in and out
@@ -96,7 +97,7 @@ class OtlpGrpcReceiver:
             else:
                 decoded = _decode(request)
         except DecodeError as exc:
-            self._failed("malformed")
+            self._refusals.request(FORMAT, "malformed", str(exc))
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))  # raises
         try:
             written = self._pipeline.submit(decoded.batch, RECEIVER, FORMAT)
@@ -113,11 +114,11 @@ class OtlpGrpcReceiver:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc), _retry_trailers(str(exc)))
         if not decoded.rejected:
             return _EMPTY_RESPONSE
-        self._rejected.inc(decoded.rejected)
+        self._refusals.spans(FORMAT, decoded.rejected, decoded.error)
         partial = ExportTracePartialSuccess(
             rejected_spans=decoded.rejected, error_message=decoded.error
         )
         return bytes(ExportTraceServiceResponse(partial_success=partial).SerializeToString())
 
     def _failed(self, reason: str) -> None:
-        self._metrics.requests_failed.labels(RECEIVER, FORMAT, reason).inc()
+        self._refusals.request(FORMAT, reason)

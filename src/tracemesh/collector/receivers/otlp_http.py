@@ -21,15 +21,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceResponse,
 )
-from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from tracemesh.codecs import DecodeError
-from tracemesh.codecs.otlp_json import request_from_json
-from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, parse_request
+from tracemesh.codecs.otlp_json import decode_json
+from tracemesh.codecs.otlp_proto import DecodedBatch, batch_from_request, decode_request
 from tracemesh.codecs.protowire import encode_status
 from tracemesh.collector.pipeline import PipelineClosedError, QueueFullError
+from tracemesh.collector.refusals import Refusals
 from tracemesh.collector.sink import BatchSink
 from tracemesh.runtime.metrics import Metrics
 from tracemesh.storage.api import StorageError
@@ -77,7 +77,7 @@ class OtlpHttpApp:
         self._pipeline = pipeline
         self._metrics = metrics
         self._max_body = max_body_bytes
-        self._rejected = {f: metrics.spans_rejected.labels(RECEIVER, f) for f in ("proto", "json")}
+        self._refusals = Refusals(metrics, RECEIVER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -88,11 +88,12 @@ class OtlpHttpApp:
         try:
             ctype, response = await self._handle(scope, receive)
         except Refused as refused:
-            self._failed(_FORMATS.get(refused.ctype, "unknown"), refused.reason).inc()
-            log.debug("refused with %d: %s", refused.status, refused.message)
+            self._refusals.request(
+                _FORMATS.get(refused.ctype, "unknown"), refused.reason, refused.message
+            )
             await self._refuse(send, refused)
         except _Disconnected:
-            self._failed("unknown", "disconnected").inc()
+            self._refusals.request("unknown", "disconnected")
         else:
             await _respond(send, 200, ctype, response)
 
@@ -158,8 +159,11 @@ class OtlpHttpApp:
             body = decompress(body, wbits, self._max_body)
         try:
             if fmt == "proto":
-                return batch_from_request(parse_request(body), body)
-            return batch_from_request(request_from_json(body))
+                return decode_request(body)
+            request, repaired = decode_json(body)
+            out = batch_from_request(request)
+            out.batch.repaired = repaired
+            return out
         except DecodeError as exc:
             raise Refused(400, "malformed", str(exc)) from None
 
@@ -176,7 +180,7 @@ class OtlpHttpApp:
             raise Refused(503, "storage_unavailable", str(exc)) from None
         # Counted only once accepted: a refused request comes back and would count twice.
         if decoded.rejected:
-            self._rejected[fmt].inc(decoded.rejected)
+            self._refusals.spans(fmt, decoded.rejected, decoded.error)
 
     async def _refuse(self, send: Send, refused: Refused) -> None:
         ctype = refused.ctype
@@ -195,9 +199,6 @@ class OtlpHttpApp:
         if refused.status == 413:
             extra.append((b"connection", b"close"))
         await _respond(send, refused.status, ctype, body, extra)
-
-    def _failed(self, fmt: str, reason: str) -> Counter:
-        return self._metrics.requests_failed.labels(RECEIVER, fmt, reason)
 
 
 def build_app(

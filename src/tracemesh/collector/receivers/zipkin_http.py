@@ -36,6 +36,7 @@ from tracemesh.collector.receivers.otlp_http import (
     decompress,
     read_body,
 )
+from tracemesh.collector.refusals import Refusals
 from tracemesh.collector.sink import BatchSink
 from tracemesh.model.batch import SpanBatch
 from tracemesh.runtime.metrics import Metrics
@@ -81,6 +82,7 @@ class ZipkinHttpReceiver:
         self._sink = sink
         self._metrics = metrics
         self._max_body = max_body_bytes
+        self._refusals = Refusals(metrics, RECEIVER)
 
     async def v2(self, request: Request) -> Response:
         return await self._handle(request, _V2_FORMATS)
@@ -112,11 +114,10 @@ class ZipkinHttpReceiver:
                 batch = self._unpack(body, wbits, fmt)
             await self._submit(batch, fmt)
         except Refused as refused:
-            self._metrics.requests_failed.labels(RECEIVER, fmt, refused.reason).inc()
-            log.debug("refused with %d: %s", refused.status, refused.message)
+            self._refusals.request(fmt, refused.reason, refused.message)
             return _refusal(refused)
         except ClientDisconnect:
-            self._metrics.requests_failed.labels(RECEIVER, fmt, "disconnected").inc()
+            self._refusals.request(fmt, "disconnected")
             return Response(status_code=400)  # nobody is listening
         return Response(status_code=202)
 

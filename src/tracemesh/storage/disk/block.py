@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from tracemesh.model.timerange import MAX_NS
 from tracemesh.storage.api import StorageError
 from tracemesh.storage.disk import tags
 from tracemesh.storage.disk.links import BlockLinks
@@ -64,22 +65,51 @@ class CorruptBlock(StorageError):
     """A block file is damaged or not a tracemesh block."""
 
 
-def write_block(store: MemoryStore, path: Path) -> None:
+def _fits(span: StoredSpan) -> bool:
+    """Whether a span's times fit the int64 columns (see `model.timerange`)."""
+    return 0 <= span[1] <= MAX_NS and 0 <= span[2] <= MAX_NS
+
+
+def storable_traces(
+    store: MemoryStore,
+) -> tuple[list[tuple[int, int, bytes, list[StoredSpan]]], int]:
+    """(earliest start, latest start, trace id, spans) of every trace, leaving out spans no
+    column can hold, and how many were left out. The ingest boundary refuses such spans
+    already; a log segment written before it existed may still hold one, and one span must
+    never keep a block from being written (its segment would then stay in memory forever)."""
+    out: list[tuple[int, int, bytes, list[StoredSpan]]] = []
+    dropped = 0
+    for entry in store.traces.values():
+        spans = entry.spans
+        first, last = entry.min_start, entry.max_start
+        if not (_fits(spans[0]) and all(map(_fits, spans))):
+            kept = [span for span in spans if _fits(span)]
+            dropped += len(spans) - len(kept)
+            if not kept:
+                continue
+            spans = kept
+            first, last = min(s[1] for s in kept), max(s[1] for s in kept)
+        out.append((first, last, entry.trace_id, spans))
+    return out, dropped
+
+
+def write_block(store: MemoryStore, path: Path) -> int:
     """Write a sealed head's spans to `path` durably: a temporary file, fsync, rename, fsync of
-    the directory. Runs in a worker thread; the store no longer changes."""
+    the directory. Runs in a worker thread; the store no longer changes. Returns how many spans
+    were left out because no column can hold their times (see `storable_traces`)."""
     spans: list[StoredSpan] = []
     span_trace_ids: list[bytes] = []
-    entries = sorted(store.traces.values(), key=lambda e: (e.min_start, e.trace_id))
-    trace_ids = [entry.trace_id for entry in entries]
+    traces, dropped = storable_traces(store)
+    traces.sort(key=lambda item: (item[0], item[2]))
+    trace_ids = [trace_id for _, _, trace_id, _ in traces]
     id_order = array("i", sorted(range(len(trace_ids)), key=trace_ids.__getitem__))
     trace_rows, trace_first, trace_last = array("q"), array("q"), array("q")
-    for entry in entries:
-        trace_id = entry.trace_id
+    for first, last, trace_id, group in traces:
         trace_rows.append(len(spans))
-        trace_first.append(entry.min_start)
-        trace_last.append(entry.max_start)
-        spans += entry.spans
-        span_trace_ids += [trace_id] * len(entry.spans)
+        trace_first.append(first)
+        trace_last.append(last)
+        spans += group
+        span_trace_ids += [trace_id] * len(group)
     trace_rows.append(len(spans))
     # Columns by transposing the stored tuples; origins and names renumbered for this block.
     raws, starts, ends, names, kinds, statuses, numbers, span_ids, parents = (
@@ -152,6 +182,7 @@ def write_block(store: MemoryStore, path: Path) -> None:
         os.close(fd)
     os.replace(tmp, path)
     sync_directory(path.parent)
+    return dropped
 
 
 def sync_directory(directory: Path) -> None:

@@ -318,7 +318,9 @@ class DiskStorage:
                 continue
             path = self.directory.block(seq)
             try:
-                await asyncio.to_thread(write_block, head.store, path)
+                dropped = await asyncio.to_thread(write_block, head.store, path)
+                if dropped:
+                    log.error("block %s: %d span(s) with times past 2262 left out", path, dropped)
                 block = await asyncio.to_thread(open_block, self.directory, seq)
                 await asyncio.to_thread(block.search_columns)
             except Exception as exc:  # the segment stays, so nothing is lost: try again later
