@@ -93,8 +93,13 @@ class Pipeline:
         self._storage_name = storage_name
         self._queue_spans = queue_spans
         self._queue_bytes = queue_bytes
+        self._measured = False  # _rate is a measurement, not the start-up assumption
         self._max_wait = max_wait
-        self._rate = 0.0  # spans/s storage took while the queue stayed busy (0: not known yet)
+        # spans/s storage took while the queue stayed busy; until measured, assume one full write
+        # per max_wait, so a burst at start-up cannot queue minutes of writing before the first
+        # write tells how fast storage is
+        self._rate = 2 * batch_spans / max_wait if max_wait > 0 else 0.0
+        self._refused = False  # a batch was refused since the current write began
         self._batch_spans = batch_spans
         self._flush_interval = flush_interval
         self._retry_attempts = max(1, retry_attempts)
@@ -144,6 +149,7 @@ class Pipeline:
         now = time.monotonic()
         full = self._full(count, size, now) if queued else None
         if full is not None:
+            self._refused = True
             self._counter(self._dropped, self._metrics.spans_dropped, receiver, fmt).inc(count)
             raise QueueFullError(f"queue full ({full}); retry later")
         self._queue.append(_Queued(batch, count, size, now))
@@ -263,11 +269,14 @@ class Pipeline:
             batch, batches = self._take()
             self._inflight = batch.span_count
             began = time.monotonic()
+            self._refused = False
             error = await self._write(batch)
-            if error is None and self._queue:
+            if error is None and (self._queue or self._refused):
                 # storage was the bottleneck for this write: its rate is a capacity sample
                 sample = self._inflight / max(time.monotonic() - began, 1e-6)
-                self._rate = sample if self._rate <= 0 else (
+                measured = self._measured
+                self._measured = True
+                self._rate = sample if not measured else (
                     RATE_WEIGHT * sample + (1 - RATE_WEIGHT) * self._rate
                 )  # fmt: skip
             self._inflight = 0

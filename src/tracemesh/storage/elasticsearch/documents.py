@@ -37,6 +37,7 @@ from tracemesh.codecs.otlp_proto import (
 from tracemesh.codecs.protowire import length_delimited
 from tracemesh.model.attributes import AttrValue, float_to_text
 from tracemesh.model.span import REF_TYPE_KEY, Resource, Scope, Span, SpanKind, StatusCode
+from tracemesh.storage.elasticsearch.fidelity import nanos
 from tracemesh.storage.elasticsearch.jaeger_read import NO_SERVICE_NAME, JaegerDocuments
 
 JSON = dict[str, Any]
@@ -203,6 +204,10 @@ def span_document(
             doc["scopeTag"] = scope_fields
     if otlp is not None:
         doc["otlp"] = base64.b64encode(otlp).decode("ascii")
+    else:
+        parts = nanos(span)
+        if parts is not None:
+            doc["ns"] = parts
     return doc
 
 
@@ -285,5 +290,18 @@ class Reader:
         return span_from_pb(scope_spans.spans[0], resource, scope)
 
     def jaeger_span(self, doc: JSON) -> Span:
-        """A document in Jaeger's shape only, read with Jaeger's meaning (`jaeger_read`)."""
-        return self._jaeger.span(doc)
+        """A document in Jaeger's shape only, read with Jaeger's meaning (`jaeger_read`), and
+        the nanoseconds of tracemesh's `ns` field where it has one."""
+        span = self._jaeger.span(doc)
+        parts = doc.get("ns")
+        if isinstance(parts, list) and len(parts) == 2 + len(span.events):
+            try:
+                start, end, *events = (int(p) for p in parts)
+            except (TypeError, ValueError):
+                return span
+            if all(0 <= p < 2000 for p in parts if isinstance(p, int)):
+                span.start_ns += start
+                span.end_ns += end
+                for event, extra in zip(span.events, events, strict=True):
+                    event.time_ns += extra
+        return span

@@ -79,7 +79,12 @@ SPAN_PROPERTIES: JSON = {
     "tags": _key_values(),
     "scopeTag": {"type": "object"},
     "scopeTags": _key_values(),
-    "otlp": {"type": "binary"},  # tracemesh: the OTLP span, not indexed
+    "otlp": {"type": "binary"},
+    "ns": {
+        "type": "integer",
+        "index": False,
+        "doc_values": False,
+    },  # tracemesh: sub-µs parts  # tracemesh: the OTLP span, not indexed
 }
 
 SERVICE_PROPERTIES: JSON = {

@@ -34,6 +34,7 @@ from tracemesh.storage.elasticsearch.documents import (
     span_document,
     split_process,
 )
+from tracemesh.storage.elasticsearch.fidelity import jaeger_keeps
 from tracemesh.storage.elasticsearch.indices import Indices
 
 log = logging.getLogger("tracemesh.storage.elasticsearch")
@@ -216,7 +217,10 @@ class ElasticWriter:
             )
             for row in group.rows:
                 span = span_from_row(row.raw, group.resource, group.scope)
-                otlp = envelope.wrap(row.raw) if envelope is not None else None
+                # the exact copy only where Jaeger's document (with `ns`) would lose something
+                otlp = None
+                if envelope is not None and (self._tag_fields.active or not jaeger_keeps(span)):
+                    otlp = envelope.wrap(row.raw)
                 doc = span_document(span, process_doc, self._tag_fields, otlp)
                 action = {"index": {"_index": self._indices.write_span(row.start_ns)}}
                 items.append(orjson.dumps(action) + b"\n" + orjson.dumps(doc) + b"\n")
