@@ -104,11 +104,13 @@ def send(
     bodies: list[bytes],
     acks: list[tuple[float, int]],
     pace: float = 0.0,
+    acks_refused: list[int] | None = None,
     workers: int = 4,
 ) -> None:
     """Every request, retried on UNAVAILABLE/RESOURCE_EXHAUSTED; (time, spans) per ack. `pace`:
     spans per second to offer (0: as fast as acknowledged)."""
     lock = threading.Lock()
+    refused = acks_refused if acks_refused is not None else []
     todo = list(enumerate(bodies))
     began = time.monotonic()
 
@@ -129,6 +131,7 @@ def send(
                 index, body = todo.pop(0)
             if pace:
                 time.sleep(max(0.0, began + index * REQUEST_SPANS / pace - time.monotonic()))
+            backoff = 0.5  # exponential, as OpenTelemetry's exporters back off (1 s, 2 s, ...)
             while True:
                 try:
                     export(body, timeout=120)
@@ -139,7 +142,10 @@ def send(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
                     ):
                         raise
-                    time.sleep(0.1)
+                    with lock:
+                        refused.append(1)
+                    time.sleep(backoff * random.uniform(0.8, 1.2))
+                    backoff = min(backoff * 2, 4.0)
             with lock:
                 acks.append((time.monotonic(), REQUEST_SPANS))
         channel.close()
@@ -328,7 +334,8 @@ def run(
         system.wait_up()
         cpu_c, cpu_n = session_cpu(system.proc.pid), session_cpu(node_sid)
         began = time.monotonic()
-        sender = threading.Thread(target=send, args=(system.otlp, bodies, acks, pace))
+        refused: list[int] = []
+        sender = threading.Thread(target=send, args=(system.otlp, bodies, acks, pace, refused))
         sender.start()
         deadline = began + 900
         while time.monotonic() < deadline:
@@ -366,6 +373,7 @@ def run(
         "es_us_per_span": cpu_n / total * 1e6,
         "bytes_per_span": store / total,
         "rss_mb": rss,
+        "refused_requests": float(len(refused)),
     }
     result.update(read_costs(system, node_sid, trace_ids))
     return result

@@ -98,7 +98,7 @@ class Pipeline:
         # spans/s storage took while the queue stayed busy; until measured, assume one full write
         # per max_wait, so a burst at start-up cannot queue minutes of writing before the first
         # write tells how fast storage is
-        self._rate = 2 * batch_spans / max_wait if max_wait > 0 else 0.0
+        self._rate = batch_spans / max_wait if max_wait > 0 else 0.0
         self._refused = False  # a batch was refused since the current write began
         self._batch_spans = batch_spans
         self._flush_interval = flush_interval
