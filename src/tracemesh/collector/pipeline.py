@@ -32,6 +32,9 @@ from tracemesh.storage.api import SpanWriter, StorageError
 log = logging.getLogger("tracemesh.pipeline")
 ROW_OVERHEAD = 200  # bytes a queued span costs beyond its OTLP bytes (row tuple, ids, name)
 RATE_WEIGHT = 0.3  # weight of the newest write in the storage rate's moving average
+# Until a write was measured, storage is assumed to take this many spans per second: what a
+# cold single-node cluster on a busy machine manages, so a start-up burst cannot queue minutes.
+START_RATE = 1000.0
 
 
 class _Queued(NamedTuple):
@@ -95,10 +98,8 @@ class Pipeline:
         self._queue_bytes = queue_bytes
         self._measured = False  # _rate is a measurement, not the start-up assumption
         self._max_wait = max_wait
-        # spans/s storage took while the queue stayed busy; until measured, assume one full write
-        # per max_wait, so a burst at start-up cannot queue minutes of writing before the first
-        # write tells how fast storage is
-        self._rate = batch_spans / max_wait if max_wait > 0 else 0.0
+        # spans/s storage took while the queue stayed busy (START_RATE until measured)
+        self._rate = START_RATE if max_wait > 0 else 0.0
         self._refused = False  # a batch was refused since the current write began
         self._batch_spans = batch_spans
         self._flush_interval = flush_interval
@@ -297,13 +298,18 @@ class Pipeline:
                     await wakeup.wait()
 
     def _take(self) -> tuple[SpanBatch, int]:
-        """Pop batches up to batch_spans (at least one) and merge them without copying rows."""
+        """Pop batches up to batch_spans (at least one) and merge them without copying rows.
+        With a time bound, a write is also at most half of max_wait's worth at storage's rate:
+        the spans at its end wait for all of it."""
         queue = self._queue
+        limit = self._batch_spans
+        if self._max_wait > 0:
+            limit = max(1, min(limit, int(self._rate * self._max_wait / 2)))
         first, total, size, _ = queue.popleft()
         batches = 1
-        if queue and total + queue[0].spans <= self._batch_spans:
+        if queue and total + queue[0].spans <= limit:
             groups = list(first.groups)
-            while queue and total + queue[0].spans <= self._batch_spans:
+            while queue and total + queue[0].spans <= limit:
                 item = queue.popleft()
                 groups.extend(item.batch.groups)
                 total += item.spans
