@@ -32,9 +32,7 @@ from tracemesh.storage.api import SpanWriter, StorageError
 log = logging.getLogger("tracemesh.pipeline")
 ROW_OVERHEAD = 200  # bytes a queued span costs beyond its OTLP bytes (row tuple, ids, name)
 RATE_WEIGHT = 0.3  # weight of the newest write in the storage rate's moving average
-# Until a write was measured, storage is assumed to take this many spans per second: what a
-# cold single-node cluster on a busy machine manages, so a start-up burst cannot queue minutes.
-START_RATE = 1000.0
+MEASURED_WRITE = 1000  # a write this large measures storage's rate even with nothing queued
 
 
 class _Queued(NamedTuple):
@@ -98,8 +96,9 @@ class Pipeline:
         self._queue_bytes = queue_bytes
         self._measured = False  # _rate is a measurement, not the start-up assumption
         self._max_wait = max_wait
-        # spans/s storage took while the queue stayed busy (START_RATE until measured)
-        self._rate = START_RATE if max_wait > 0 else 0.0
+        # spans/s storage took while busy; 0 until measured (then only the oldest batch's age
+        # bounds the time, so a fast store never refuses on a guess)
+        self._rate = 0.0
         self._refused = False  # a batch was refused since the current write began
         self._batch_spans = batch_spans
         self._flush_interval = flush_interval
@@ -272,7 +271,7 @@ class Pipeline:
             began = time.monotonic()
             self._refused = False
             error = await self._write(batch)
-            if error is None and (self._queue or self._refused):
+            if error is None and (self._queue or self._refused or self._inflight >= MEASURED_WRITE):
                 # storage was the bottleneck for this write: its rate is a capacity sample
                 sample = self._inflight / max(time.monotonic() - began, 1e-6)
                 measured = self._measured
@@ -303,8 +302,8 @@ class Pipeline:
         the spans at its end wait for all of it."""
         queue = self._queue
         limit = self._batch_spans
-        if self._max_wait > 0:
-            limit = max(1, min(limit, int(self._rate * self._max_wait / 2)))
+        if self._max_wait > 0 and self._rate > 0:
+            limit = max(MEASURED_WRITE, min(limit, int(self._rate * self._max_wait / 2)))
         first, total, size, _ = queue.popleft()
         batches = 1
         if queue and total + queue[0].spans <= limit:
