@@ -1,9 +1,12 @@
 """The bounded queue between receivers and storage: receivers submit batches, one task writes them.
 
-The queue is measured in spans, not requests, so its bound is a memory bound. When adding a batch
-would exceed it, `submit` refuses at once with `QueueFullError` and the receiver tells the client
-to retry later (HTTP 503, gRPC UNAVAILABLE): a span is either refused or acknowledged, and every
-acknowledged span is written or, only after bounded retries fail, counted and logged as lost.
+The queue is bounded three ways: in spans, in bytes (the spans' OTLP bytes plus the rows' own
+overhead) and in time: it refuses when its oldest batch has waited `max_wait` seconds, or when
+what is queued would take longer than that to write at the rate storage has shown while busy.
+When a batch does not fit, `submit` refuses at once with `QueueFullError` and the receiver tells
+the client to retry later (HTTP 503, gRPC UNAVAILABLE): a span is either refused or acknowledged,
+an acknowledged span waits in memory seconds rather than minutes, and every one is written or,
+only after bounded retries fail, counted and logged as lost.
 With `confirm=True` (storage that is the durable hand-off: Kafka, the disk store) `submit` also
 returns a future that resolves once the batch is written, or fails with `StorageError`: receivers
 await it and acknowledge the client only then.
@@ -17,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from typing import NamedTuple
 
 from prometheus_client import Counter
 
@@ -28,6 +32,25 @@ from tracemesh.runtime.tasks import TaskOwner
 from tracemesh.storage.api import SpanWriter, StorageError
 
 log = logging.getLogger("tracemesh.pipeline")
+ROW_OVERHEAD = 200  # bytes a queued span costs beyond its OTLP bytes (row tuple, ids, name)
+RATE_WEIGHT = 0.3  # weight of the newest write in the storage rate's moving average
+MEASURED_WRITE = 1000  # a write this large measures storage's rate even with nothing queued
+
+
+class _Queued(NamedTuple):
+    batch: SpanBatch
+    spans: int
+    size: int  # bytes, as counted against `queue_bytes`
+    since: float  # time.monotonic() when it was queued
+
+
+def batch_bytes(batch: SpanBatch) -> int:
+    """What `batch` holds in memory, about: its spans' OTLP bytes plus a row's overhead each."""
+    total = 0
+    for group in batch.groups:
+        rows = group.rows
+        total += sum(len(row.raw) for row in rows) + ROW_OVERHEAD * len(rows)
+    return total
 
 
 class QueueFullError(Exception):
@@ -55,6 +78,8 @@ class Pipeline:
         *,
         storage_name: str,
         queue_spans: int = 200_000,
+        queue_bytes: int = 256 * 1024 * 1024,
+        max_wait: float = 0.0,
         batch_spans: int = 10_000,
         flush_interval: float = 0.05,
         retry_attempts: int = 8,
@@ -62,20 +87,30 @@ class Pipeline:
         retry_backoff_max: float = 5.0,
         confirm: bool = False,
     ) -> None:
-        if queue_spans < 1 or batch_spans < 1:
-            raise ValueError("queue_spans and batch_spans must be positive")
+        if queue_spans < 1 or batch_spans < 1 or queue_bytes < 1:
+            raise ValueError("queue_spans, queue_bytes and batch_spans must be positive")
+        if max_wait < 0:
+            raise ValueError("max_wait must be >= 0 (0: no time bound)")
         self._writer = writer
         self._metrics = metrics
         self._storage_name = storage_name
         self._queue_spans = queue_spans
+        self._queue_bytes = queue_bytes
+        self._measured = False  # _rate is a measurement, not the start-up assumption
+        self._max_wait = max_wait
+        # spans/s storage took while busy; 0 until measured (then only the oldest batch's age
+        # bounds the time, so a fast store never refuses on a guess)
+        self._rate = 0.0
+        self._refused = False  # a batch was refused since the current write began
         self._batch_spans = batch_spans
         self._flush_interval = flush_interval
         self._retry_attempts = max(1, retry_attempts)
         self._retry_backoff = retry_backoff
         self._retry_backoff_max = retry_backoff_max
 
-        self._queue: deque[tuple[SpanBatch, int]] = deque()
+        self._queue: deque[_Queued] = deque()
         self._queued = 0  # spans in _queue
+        self._queued_bytes = 0
         self._submitted = 0  # batches ever enqueued
         self._finished = 0  # batches written or given up, in FIFO order
         self._inflight = 0  # spans taken off the queue and being written
@@ -114,13 +149,16 @@ class Pipeline:
         if count == 0:
             return None
         queued = self._queued
-        if queued + count > self._queue_spans and queued:
+        size = batch_bytes(batch)
+        now = time.monotonic()
+        full = self._full(count, size, now) if queued else None
+        if full is not None:
+            self._refused = True
             self._counter(self._dropped, self._metrics.spans_dropped, receiver, fmt).inc(count)
-            raise QueueFullError(
-                f"queue full ({queued} of {self._queue_spans} spans queued); retry later"
-            )
-        self._queue.append((batch, count))
+            raise QueueFullError(f"queue full ({full}); retry later")
+        self._queue.append(_Queued(batch, count, size, now))
         self._queued = queued + count
+        self._queued_bytes += size
         self._submitted += 1
         self._metrics.queue_length.set(self._queued)
         self._counter(self._received, self._metrics.spans_received, receiver, fmt).inc(count)
@@ -148,9 +186,35 @@ class Pipeline:
                               receiver, fmt, count, reason, admitted.example)  # fmt: skip
         return admitted.batch
 
+    def _full(self, count: int, size: int, now: float) -> str | None:
+        """Why a batch of `count` spans and `size` bytes does not fit now, or None."""
+        queued = self._queued
+        if queued + count > self._queue_spans:
+            return f"{queued} of {self._queue_spans} spans queued"
+        if self._queued_bytes + size > self._queue_bytes:
+            return f"{self._queued_bytes} of {self._queue_bytes} bytes queued"
+        if self._max_wait > 0:
+            waited = now - self._queue[0].since
+            if waited > self._max_wait:
+                return f"the oldest batch has waited {waited:.1f}s, over {self._max_wait:.1f}s"
+            backlog = queued + self._inflight + count
+            if self._rate > 0 and backlog > self._rate * self._max_wait:
+                return (f"{backlog} spans would take {backlog / self._rate:.1f}s to write at "
+                        f"{self._rate:.0f} spans/s, over {self._max_wait:.1f}s")  # fmt: skip
+        return None
+
     @property
     def queued_spans(self) -> int:
         return self._queued
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    @property
+    def write_rate(self) -> float:
+        """Spans per second storage took while busy (0 until measured)."""
+        return self._rate
 
     @property
     def healthy(self) -> bool:
@@ -200,6 +264,7 @@ class Pipeline:
                 self._queue.clear()
                 self._inflight = 0
                 self._queued = 0
+                self._queued_bytes = 0
                 self._metrics.queue_length.set(0)
         finally:
             self._finished = self._submitted
@@ -221,7 +286,17 @@ class Pipeline:
             await self._linger(wakeup)
             batch, batches = self._take()
             self._inflight = batch.span_count
+            began = time.monotonic()
+            self._refused = False
             error = await self._write(batch)
+            if error is None and (self._queue or self._refused or self._inflight >= MEASURED_WRITE):
+                # storage was the bottleneck for this write: its rate is a capacity sample
+                sample = self._inflight / max(time.monotonic() - began, 1e-6)
+                measured = self._measured
+                self._measured = True
+                self._rate = sample if not measured else (
+                    RATE_WEIGHT * sample + (1 - RATE_WEIGHT) * self._rate
+                )  # fmt: skip
             self._inflight = 0
             self._finished += batches
             self._release_flush_waiters()
@@ -240,19 +315,26 @@ class Pipeline:
                     await wakeup.wait()
 
     def _take(self) -> tuple[SpanBatch, int]:
-        """Pop batches up to batch_spans (at least one) and merge them without copying rows."""
+        """Pop batches up to batch_spans (at least one) and merge them without copying rows.
+        With a time bound, a write is also at most half of max_wait's worth at storage's rate:
+        the spans at its end wait for all of it."""
         queue = self._queue
-        first, total = queue.popleft()
+        limit = self._batch_spans
+        if self._max_wait > 0 and self._rate > 0:
+            limit = max(MEASURED_WRITE, min(limit, int(self._rate * self._max_wait / 2)))
+        first, total, size, _ = queue.popleft()
         batches = 1
-        if queue and total + queue[0][1] <= self._batch_spans:
+        if queue and total + queue[0].spans <= limit:
             groups = list(first.groups)
-            while queue and total + queue[0][1] <= self._batch_spans:
-                batch, count = queue.popleft()
-                groups.extend(batch.groups)
-                total += count
+            while queue and total + queue[0].spans <= limit:
+                item = queue.popleft()
+                groups.extend(item.batch.groups)
+                total += item.spans
+                size += item.size
                 batches += 1
             first = SpanBatch(groups)
         self._queued -= total
+        self._queued_bytes -= size
         self._metrics.queue_length.set(self._queued)
         return first, batches
 

@@ -32,6 +32,8 @@ class Config:
     disk_retention: str = "72h"
     disk_max_bytes: int = 0
     queue_max_spans: int = 200_000
+    queue_max_bytes: int = 128 * MiB
+    queue_max_wait: float = 3.0
     queue_batch_spans: int = 10_000
     otlp_max_body_bytes: int = 20 * MiB
     otlp_grpc_max_message_bytes: int = 16 * MiB
@@ -71,7 +73,7 @@ class Config:
     es_use_aliases: bool = False
     es_create_index_templates: bool = True
     es_version: int = 0
-    es_refresh: str = "wait_for"
+    es_refresh: str = "false"  # Jaeger's: searchable at the next refresh (~1 s), not on ack
     es_max_span_age: float = 72 * 3600.0
     es_tags_as_fields_all: bool = False
     es_tags_as_fields_include: str = ""
@@ -104,6 +106,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--disk.retention": ("disk_retention", "disk storage: age past which spans are deleted"),
     "--disk.max-bytes": ("disk_max_bytes", "disk storage: size past which old data goes (0: none)"),
     "--queue.max-spans": ("queue_max_spans", "spans the pipeline queue holds before refusing"),
+    "--queue.max-bytes": ("queue_max_bytes", "bytes of spans the pipeline queue holds at most"),
+    "--queue.max-wait": (
+        "queue_max_wait",
+        "seconds an acknowledged span may wait in the queue (refuse beyond; 0: no bound)",
+    ),
     "--queue.batch-spans": ("queue_batch_spans", "spans written to storage in one batch at most"),
     "--otlp.max-body-bytes": ("otlp_max_body_bytes", "largest OTLP/HTTP body, after gunzip (413)"),
     "--otlp.grpc-max-message-bytes": ("otlp_grpc_max_message_bytes", "largest OTLP/gRPC message"),

@@ -168,6 +168,7 @@ class Process:
             self.pipeline = Pipeline(
                 self.storage.writer(), self.metrics, storage_name=self.storage.name,
                 queue_spans=cfg.queue_max_spans, batch_spans=cfg.queue_batch_spans,
+                queue_bytes=cfg.queue_max_bytes, max_wait=cfg.queue_max_wait,
                 confirm=confirm, flush_interval=0.002 if confirm else 0.05,
                 retry_attempts=2 if confirm else 8,
             )  # fmt: skip

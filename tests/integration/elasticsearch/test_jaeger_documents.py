@@ -58,6 +58,7 @@ def _kv(key: str, kind: str, value: object) -> dict[str, object]:
 EXPECTED_SPAN_DOCUMENT: dict[str, object] = {
     "traceID": "0af7651916cd43dd8448eb211c80319c",
     "spanID": "b7ad6b7169203331",
+    "parentSpanID": "00f067aa0ba902b7",
     "flags": 1,
     "operationName": "HTTP GET /dispatch",
     "references": [
@@ -70,6 +71,7 @@ EXPECTED_SPAN_DOCUMENT: dict[str, object] = {
             "refType": "FOLLOWS_FROM",
             "traceID": "00000000000000000000000000000007",
             "spanID": "0000000000000008",
+            "tags": [_kv("reason", "string", "batch")],  # Jaeger's template maps them
         },
     ],
     "startTime": START_NS // 1000,
@@ -96,7 +98,6 @@ EXPECTED_SPAN_DOCUMENT: dict[str, object] = {
         "serviceName": "frontend",
         "tags": [_kv("host.name", "string", "web-1"), _kv("pid", "int64", 42)],
     },
-    "extraTags": [_kv("reason", "string", "batch")],  # tracemesh's: link attributes
 }
 
 # The fields of Jaeger's span template and their types (jaeger-span-7.json / -8.json).
@@ -113,6 +114,8 @@ JAEGER_SPAN_FIELDS = {
     "references": "nested",
     "tags": "nested",
     "tag": "object",
+    "scopeTag": "object",
+    "scopeTags": "nested",
 }
 
 
@@ -149,6 +152,9 @@ def test_a_written_span_is_jaegers_document(
     assert properties["process"]["properties"]["tags"]["type"] == "nested"
     assert properties["tag"]["properties"]["http@method"]["type"] == "keyword"  # dynamic template
     assert properties["otlp"]["type"] == "binary"  # stored, not indexed
+    references = properties["references"]["properties"]
+    assert references["tags"]["type"] == "nested" and references["flags"]["type"] == "integer"
+    assert references["traceState"]["type"] == "keyword"
     service_hit = services["hits"]["hits"][0]
     assert service_hit["_source"] == {
         "serviceName": "frontend",
@@ -227,6 +233,7 @@ def test_a_document_jaeger_wrote_is_read(
     )))  # fmt: skip
     services = _run(loop, reader.get_services())
     operations = _run(loop, reader.get_operations("customer"))
+    server_operations = _run(loop, reader.get_operations("customer", SpanKind.SERVER))
     _run(loop, storage.close())
 
     assert len(spans) == 1
@@ -245,7 +252,8 @@ def test_a_document_jaeger_wrote_is_read(
     assert span.scope.name == "legacy-lib"
     assert span.attributes == {"http.status_code": 503, "payload": b"\xca\xfe",
                                "peer.service": "redis"}  # fmt: skip
-    assert span.resource.attributes == {"service.name": "customer", "host.name": "host-7",
+    # Jaeger's reader copies process tags as they are (no `hostname` -> `host.name`)
+    assert span.resource.attributes == {"service.name": "customer", "hostname": "host-7",
                                         "ip": "10.0.0.7"}  # fmt: skip
     assert [(e.name, e.attributes) for e in span.events] == [("cache miss", {"key": "c-1"})]
     assert [(lk.trace_id, lk.span_id, lk.attributes) for lk in span.links] == [
@@ -256,6 +264,29 @@ def test_a_document_jaeger_wrote_is_read(
     assert [t[0].trace_id for t in by_number] == [trace_id]
     assert services == ["customer"]
     assert operations == [Operation("GET /customer", SpanKind.UNSPECIFIED)]
+    # Jaeger's service documents have no kind, and Jaeger lists them whatever kind is asked
+    assert server_operations == operations
+
+
+def test_http_status_code_alone_is_no_error_as_in_jaeger(
+    node: SearchNode, tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    prefix = prefix_for(tmp_path)
+    storage = ElasticStorage(config_for_tests(node.url, prefix))
+    _run(loop, storage.start())
+    client: ElasticClient = storage.client
+    document = {**JAEGER_V1_DOCUMENT, "tags": [_kv("http.status_code", "int64", 500)]}
+    index = f"{prefix}-jaeger-span-{day(RECENT_US * 1000)}"
+    _run(loop, client.request("POST", f"/{index}/_doc", document, params={"refresh": "true"}))
+    reader = storage.reader()
+    spans = _run(loop, reader.get_trace((1234).to_bytes(16, "big")))
+    errors = _run(loop, reader.find_traces(TraceQuery(tags={"error": "true"}, limit=10)))
+    by_code = _run(loop, reader.find_traces(TraceQuery(tags={"http.status_code": "500"}, limit=9)))
+    _run(loop, storage.close())
+    assert [s.status.code for s in spans] == [StatusCode.UNSET]
+    assert spans[0].attributes["http.status_code"] == 500
+    assert errors == []
+    assert len(by_code) == 1
 
 
 @pytest.mark.parametrize("value", ["c-1", "c-[0-9]", "c.1", "(c|d)-1"])

@@ -57,14 +57,19 @@ def test_collector_writes_what_a_separate_query_process_reads(
         protobuf = {"content-type": "application/x-protobuf"}
         sent = httpx.post(collector.otlp_http, content=body, headers=protobuf, timeout=30)
         found: list[dict[str, object]] = []
+        services: list[str] = []
         deadline = time.monotonic() + 60
-        while not found and time.monotonic() < deadline:
+        # searchable at the next refresh (about a second; shards refresh on their own), so wait
+        # for the whole trace and both services
+        while time.monotonic() < deadline:
             answer = httpx.get(
                 f"{query.query}/api/traces", params={"service": "es-web"}, timeout=30
             )
             found = answer.json()["data"]
+            services = httpx.get(f"{query.query}/api/services", timeout=30).json()["data"]
+            if found and len(found[0]["spans"]) == 2 and len(services) == 2:  # type: ignore[arg-type]
+                break
             time.sleep(0.2)
-        services = httpx.get(f"{query.query}/api/services", timeout=30).json()["data"]
         trace_id = spans[0].trace_id.hex()
         by_id = httpx.get(f"{query.query}/api/traces/{trace_id}", timeout=30).json()["data"]
     finally:

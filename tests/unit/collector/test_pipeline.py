@@ -8,7 +8,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tracemesh.collector.pipeline import Pipeline, PipelineClosedError, QueueFullError
+from tracemesh.collector.pipeline import (
+    Pipeline,
+    PipelineClosedError,
+    QueueFullError,
+    batch_bytes,
+)
 from tracemesh.model.batch import ResourceGroup, SpanBatch, SpanRow
 from tracemesh.model.span import Resource, Scope
 from tracemesh.runtime.metrics import Metrics
@@ -368,3 +373,72 @@ def test_without_confirm_submit_returns_nothing_to_wait_for() -> None:
         assert pipeline.submit(make_batch(1), "r", "f") is None
 
     run(test)
+
+
+def test_bytes_bound_refuses_before_the_span_bound() -> None:
+    size = batch_bytes(make_batch(100))
+
+    async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
+        writer.gate.clear()  # storage stalls: everything stays queued
+        pipeline.submit(make_batch(100), "otlp", "proto")
+        await asyncio.sleep(0.05)  # the consumer takes it and blocks in write
+        pipeline.submit(make_batch(100), "otlp", "proto")
+        pipeline.submit(make_batch(100), "otlp", "proto")
+        assert pipeline.queued_bytes == 2 * size
+        with pytest.raises(QueueFullError, match="bytes queued"):
+            pipeline.submit(make_batch(100), "otlp", "proto")
+        writer.gate.set()
+        await pipeline.flush()
+        assert pipeline.queued_bytes == 0 and len(writer.ids) == 300
+
+    run(test, queue_spans=100_000, queue_bytes=int(2.5 * size), flush_interval=0)
+
+
+def test_time_bound_refuses_once_the_oldest_batch_waited_too_long() -> None:
+    async def test(pipeline: Pipeline, writer: RecordingWriter, metrics: Metrics) -> None:
+        writer.gate.clear()
+        pipeline.submit(make_batch(10), "otlp", "proto")
+        await asyncio.sleep(0.05)
+        pipeline.submit(make_batch(10), "otlp", "proto")  # queued behind the stalled write
+        pipeline.submit(make_batch(10), "otlp", "proto")  # fresh: still fits
+        await asyncio.sleep(0.35)
+        with pytest.raises(QueueFullError, match="has waited"):
+            pipeline.submit(make_batch(10), "otlp", "proto")
+        writer.gate.set()
+        await pipeline.flush()
+        pipeline.submit(make_batch(10), "otlp", "proto")  # drained: accepted again
+        await pipeline.flush()
+        assert len(writer.ids) == 40
+
+    run(test, queue_spans=100_000, max_wait=0.3, flush_interval=0)
+
+
+def test_time_bound_refuses_what_storage_could_not_write_in_time() -> None:
+    class SlowWriter(RecordingWriter):
+        async def write(self, batch: SpanBatch) -> None:
+            await asyncio.sleep(batch.span_count / 10_000)  # 10,000 spans/s
+            await super().write(batch)
+
+    async def main() -> None:
+        writer = SlowWriter()
+        pipeline = Pipeline(writer, Metrics(), storage_name="slow", queue_spans=1_000_000,
+                            max_wait=0.5, batch_spans=1000, flush_interval=0)  # fmt: skip
+        await pipeline.start()
+        refused = accepted = 0
+        try:
+            for _ in range(60):  # 60,000 spans offered in ~0.6 s: 6 s of writing
+                try:
+                    pipeline.submit(make_batch(1000), "otlp", "proto")
+                    accepted += 1
+                except QueueFullError:
+                    refused += 1
+                await asyncio.sleep(0.01)
+            assert 5_000 < pipeline.write_rate < 20_000  # measured while busy
+            assert pipeline.queued_spans <= pipeline.write_rate * 0.5 + 1000
+            await pipeline.flush()
+        finally:
+            await pipeline.stop(timeout=5)
+        assert refused > 0 and accepted >= 5
+        assert len(writer.ids) == accepted * 1000  # every accepted span written
+
+    asyncio.run(main())

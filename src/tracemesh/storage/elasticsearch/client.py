@@ -7,6 +7,7 @@ configured URLs in turn; a URL that cannot be reached is skipped for the next on
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,9 @@ import orjson
 
 from tracemesh.storage.api import StorageError
 from tracemesh.storage.elasticsearch.config import ElasticConfig
+
+# httpx logs every request at INFO: a line per bulk and per search costs CPU and buries our logs
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class ElasticError(StorageError):

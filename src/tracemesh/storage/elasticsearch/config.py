@@ -25,7 +25,7 @@ class ElasticConfig:
     bulk_workers: int = 2  # bulk requests in flight at once
     bulk_flush_interval: float = 0.0  # seconds a partial bulk waits for concurrent writes
     bulk_retry_timeout: float = 600.0  # seconds a bulk is retried through an outage
-    refresh: str = "wait_for"  # when a write returns: wait_for/true = searchable; false = ~1 s
+    refresh: str = "false"  # when searchable: false = next refresh (~1 s); wait_for/true = on ack
     max_span_age: float = 72 * 3600.0  # seconds back that service lists and searches look
     max_doc_count: int = 10_000  # buckets and hits in one query at most (Jaeger's default)
     tags_as_fields_all: bool = False  # every tag as a field of the `tag` object too

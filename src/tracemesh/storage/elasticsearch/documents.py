@@ -1,15 +1,17 @@
-"""Spans <-> Jaeger's Elasticsearch span documents (Jaeger's `dbmodel.Span`).
+"""Spans <-> Jaeger's Elasticsearch span documents (Jaeger v2.20's `dbmodel.Span`).
 
-Writing follows Jaeger v2's `ToDBModel`: 32-digit hex trace ids, µs `startTime` and `duration`,
-`startTimeMillis`, typed tag values (`binary` as hex, arrays and maps as Go JSON text), the scope
-as `otel.scope.name`/`version` tags, the kind as `span.kind`, status OK as `otel.status_code`,
-status ERROR as `error: true`, the parent as the first CHILD_OF reference, an event's name as its
-log field `event`, and the resource as the process. With tags-as-fields, the chosen tags move to
-the `tag` object with `.` replaced (Jaeger's `splitElevatedTags`).
+Writing follows Jaeger v2.20's `ToDBModel` field by field and in its order: 32-digit hex trace
+ids, `parentSpanID`, `flags` (omitted when 0), µs `startTime` and `duration`, `startTimeMillis`,
+typed tag values (`binary` as hex, arrays and maps as Go JSON text), the scope as
+`otel.scope.name`/`version` tags, the kind as `span.kind`, status OK as `otel.status_code`, status
+ERROR as `error: true`, the parent also as the first CHILD_OF reference, an event's name as its
+log field `event`, the resource as the process, empty lists as `null`. With tags-as-fields the
+chosen tags move to the `tag` object with `.` replaced (Jaeger's `splitElevatedTags`).
+What Jaeger's document has no value for goes where Jaeger's template maps it: scope attributes
+in `scopeTags`, link attributes, flags and trace state in `references[].tags/flags/traceState`.
 
-Reading takes a document tracemesh wrote from its `otlp` field (exact); any other document — one
-Jaeger wrote, with 16- or 32-digit ids, string or typed values, nested or `tag` tags — is rebuilt
-into Jaeger's api_v2 model and mapped the way OpenTelemetry's Jaeger translator maps it.
+Reading takes a document tracemesh wrote from its `otlp` field (exact); any other document is
+read with Jaeger's meaning (`jaeger_read`).
 """
 
 from __future__ import annotations
@@ -25,24 +27,20 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
-from tracemesh.codecs import DecodeError
 from tracemesh.codecs.jaeger_json import go_json_text
-from tracemesh.codecs.jaeger_proto import NO_SERVICE_NAME, spans_from_batch
 from tracemesh.codecs.otlp_proto import (
     attributes_to_pb,
     resource_from_pb,
     scope_from_pb,
     span_from_pb,
 )
-from tracemesh.codecs.proto import jaeger_model_pb2 as pb
 from tracemesh.codecs.protowire import length_delimited
 from tracemesh.model.attributes import AttrValue, float_to_text
 from tracemesh.model.span import REF_TYPE_KEY, Resource, Scope, Span, SpanKind, StatusCode
+from tracemesh.storage.elasticsearch.fidelity import nanos
+from tracemesh.storage.elasticsearch.jaeger_read import NO_SERVICE_NAME, JaegerDocuments
 
 JSON = dict[str, Any]
-_INT64 = range(-(2**63), 2**63)
-_TYPES = {"string": pb.STRING, "bool": pb.BOOL, "int64": pb.INT64, "float64": pb.FLOAT64,
-          "binary": pb.BINARY}  # fmt: skip
 
 
 class TagFields:
@@ -120,11 +118,11 @@ def span_tags(span: Span) -> list[JSON]:
     return tags
 
 
-def references(span: Span) -> list[JSON]:
-    """The parent first as CHILD_OF; a link to that same parent only changes its type."""
-    trace_hex = _hex(span.trace_id, 16)
+def references(span: Span, trace_hex: str, parent: str) -> list[JSON]:
+    """The parent first as CHILD_OF (a link to that same parent only changes its type), then
+    the links; a link's attributes, flags and trace state go where Jaeger's template maps them
+    (`tags`, `flags`, `traceState`), which Jaeger's own writer leaves empty."""
     refs: list[JSON] = []
-    parent = _hex(span.parent_span_id, 8) if span.parent_span_id else ""
     if parent:
         refs.append({"refType": "CHILD_OF", "traceID": trace_hex, "spanID": parent})
     for link in span.links:
@@ -132,8 +130,17 @@ def references(span: Span) -> list[JSON]:
         link_trace, link_span = _hex(link.trace_id, 16), _hex(link.span_id, 8)
         if parent and (link_trace, link_span) == (trace_hex, parent):
             refs[0]["refType"] = ref_type
-            continue
-        refs.append({"refType": ref_type, "traceID": link_trace, "spanID": link_span})
+            ref = refs[0]
+        else:
+            ref = {"refType": ref_type, "traceID": link_trace, "spanID": link_span}
+            refs.append(ref)
+        if link.trace_state:
+            ref["traceState"] = link.trace_state
+        if link.flags:
+            ref["flags"] = link.flags
+        tags = [key_value(k, v) for k, v in link.attributes.items() if k != REF_TYPE_KEY]
+        if tags:
+            ref["tags"] = tags
     return refs
 
 
@@ -144,7 +151,7 @@ def _hex(raw: bytes, size: int) -> str:
 def process(resource: Resource) -> JSON:
     attributes = resource.attributes
     if not attributes:
-        return {"serviceName": NO_SERVICE_NAME, "tags": []}
+        return {"serviceName": NO_SERVICE_NAME, "tags": None}  # Go's nil slice
     name = attributes.get("service.name")
     tags = [key_value(k, v) for k, v in attributes.items() if k != "service.name"]
     return {"serviceName": name if isinstance(name, str) else "", "tags": tags}
@@ -164,44 +171,54 @@ def logs(span: Span) -> list[JSON]:
 def span_document(
     span: Span, process_doc: JSON, tag_fields: TagFields, otlp: bytes | None = None
 ) -> JSON:
-    """The document for `span`; `process_doc` is `process(span.resource)` (shared per group)."""
+    """The document for `span`, field by field and in the order Jaeger's `dbmodel.Span` writes
+    (empty lists as `null`, as Go writes nil slices); `process_doc` is `process(span.resource)`
+    (shared per group). tracemesh's additions follow: scope attributes in `scopeTags`/`scopeTag`
+    (mapped by Jaeger's template) and the exact span in `otlp`."""
     start_us = span.start_ns // 1000
-    doc: JSON = {"traceID": span.trace_id.hex(), "spanID": span.span_id.hex()}
+    trace_hex = _hex(span.trace_id, 16)
+    doc: JSON = {"traceID": trace_hex, "spanID": span.span_id.hex()}
+    parent = _hex(span.parent_span_id, 8) if span.parent_span_id else ""
+    if parent:
+        doc["parentSpanID"] = parent
     if span.flags:
         doc["flags"] = span.flags
     doc["operationName"] = span.name
-    doc["references"] = references(span)
+    doc["references"] = references(span, trace_hex, parent) or None
     doc["startTime"] = start_us
     doc["startTimeMillis"] = start_us // 1000
     doc["duration"] = max(span.end_ns - span.start_ns, 0) // 1000
     tags, fields = tag_fields.split(span_tags(span))
-    doc["tags"] = tags
+    doc["tags"] = tags if tags or tag_fields.active else None
     if fields is not None:
         doc["tag"] = fields
-    doc["logs"] = logs(span)
+    doc["logs"] = logs(span) or None
     doc["process"] = process_doc
-    extra = extra_tags(span)
-    if extra:
-        doc["extraTags"] = extra
+    if span.scope.attributes:
+        scope_tags, scope_fields = tag_fields.split(
+            [key_value(k, v) for k, v in span.scope.attributes.items()]
+        )
+        if scope_tags:
+            doc["scopeTags"] = scope_tags
+        if scope_fields is not None:
+            doc["scopeTag"] = scope_fields
     if otlp is not None:
         doc["otlp"] = base64.b64encode(otlp).decode("ascii")
+    else:
+        parts = nanos(span)
+        if parts is not None:
+            doc["ns"] = parts
     return doc
 
 
-def extra_tags(span: Span) -> list[JSON]:
-    """Scope and link attributes, which Jaeger's document has no place for: kept searchable in
-    tracemesh's own `extraTags` field (Jaeger's readers ignore it)."""
-    tags = [key_value(k, v) for k, v in span.scope.attributes.items()]
-    for link in span.links:
-        tags.extend(key_value(k, v) for k, v in link.attributes.items() if k != REF_TYPE_KEY)
-    return tags
-
-
 def split_process(process_doc: JSON, tag_fields: TagFields) -> JSON:
-    tags, fields = tag_fields.split(process_doc["tags"])
-    if fields is None:
+    if not tag_fields.active:
         return process_doc
-    return {"serviceName": process_doc["serviceName"], "tags": tags, "tag": fields}
+    tags, fields = tag_fields.split(process_doc["tags"] or [])
+    split: JSON = {"serviceName": process_doc["serviceName"], "tags": tags}
+    if fields is not None:
+        split["tag"] = fields
+    return split
 
 
 class OtlpEnvelope:
@@ -240,6 +257,7 @@ class Reader:
         self.tag_fields = tag_fields
         self._resources: dict[bytes, Resource] = {}
         self._scopes: dict[bytes, Scope] = {}
+        self._jaeger = JaegerDocuments(tag_fields.dot)
 
     def span(self, doc: JSON) -> Span:
         otlp = doc.get("otlp")
@@ -272,96 +290,18 @@ class Reader:
         return span_from_pb(scope_spans.spans[0], resource, scope)
 
     def jaeger_span(self, doc: JSON) -> Span:
-        """A document in Jaeger's shape only, mapped as the Jaeger -> OTLP translator does."""
-        try:
-            jspan = pb.Span(
-                trace_id=_id_bytes(doc["traceID"], 16),
-                span_id=_id_bytes(doc["spanID"], 8),
-                operation_name=str(doc.get("operationName") or ""),
-            )
-            jspan.start_time.FromMicroseconds(int(doc["startTime"]))
-            jspan.duration.FromMicroseconds(int(doc.get("duration") or 0))
-            for ref in doc.get("references") or ():
-                jspan.references.append(pb.SpanRef(
-                    trace_id=_id_bytes(ref["traceID"], 16),
-                    span_id=_id_bytes(ref["spanID"], 8),
-                    ref_type=pb.FOLLOWS_FROM if ref.get("refType") == "FOLLOWS_FROM"
-                    else pb.CHILD_OF,
-                ))  # fmt: skip
-            parent = doc.get("parentSpanID")
-            if parent and not jspan.references:  # Jaeger's deprecated field, on old documents
-                jspan.references.append(pb.SpanRef(
-                    trace_id=jspan.trace_id, span_id=_id_bytes(parent, 8), ref_type=pb.CHILD_OF
-                ))  # fmt: skip
-            jspan.tags.extend(self._tags(doc.get("tags"), doc.get("tag")))
-            for log in doc.get("logs") or ():
-                jlog = jspan.logs.add()
-                jlog.timestamp.FromMicroseconds(int(log.get("timestamp") or 0))
-                jlog.fields.extend(self._tags(log.get("fields"), None))
-            proc = doc.get("process") or {}
-            jspan.process.service_name = str(proc.get("serviceName") or "")
-            jspan.process.tags.extend(self._tags(proc.get("tags"), proc.get("tag")))
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise DecodeError(f"not a Jaeger span document: {exc!r}") from None
-        decoded = spans_from_batch(pb.Batch(spans=[jspan]))
-        if not decoded.spans:
-            raise DecodeError(f"unusable Jaeger span document: {decoded.error}")
-        span = decoded.spans[0]
-        span.flags = int(doc.get("flags") or 0)
+        """A document in Jaeger's shape only, read with Jaeger's meaning (`jaeger_read`), and
+        the nanoseconds of tracemesh's `ns` field where it has one."""
+        span = self._jaeger.span(doc)
+        parts = doc.get("ns")
+        if isinstance(parts, list) and len(parts) == 2 + len(span.events):
+            try:
+                start, end, *events = (int(p) for p in parts)
+            except (TypeError, ValueError):
+                return span
+            if all(0 <= p < 2000 for p in parts if isinstance(p, int)):
+                span.start_ns += start
+                span.end_ns += end
+                for event, extra in zip(span.events, events, strict=True):
+                    event.time_ns += extra
         return span
-
-    def _tags(self, nested: object, fields: object) -> list[pb.KeyValue]:
-        out = [_jaeger_tag(kv) for kv in nested or ()]  # type: ignore[attr-defined]
-        if isinstance(fields, dict):
-            out.extend(_field_tag(self.tag_fields.key(k), v) for k, v in fields.items())
-        return out
-
-
-def _id_bytes(text: object, size: int) -> bytes:
-    """A hex id of up to `size` bytes, left-padded: Jaeger v1 wrote 64-bit trace ids in 16 digits
-    (and before 1.16 without leading zeros)."""
-    if not isinstance(text, str) or not text or len(text) > size * 2:
-        raise ValueError(f"bad id {text!r}")
-    return bytes.fromhex(text.rjust(size * 2, "0"))
-
-
-def _jaeger_tag(kv: JSON) -> pb.KeyValue:
-    key = str(kv.get("key", ""))
-    kind = kv.get("type") or "string"
-    value = kv.get("value")
-    tag = pb.KeyValue(key=key)
-    v_type = _TYPES.get(kind)
-    try:
-        if v_type == pb.BOOL:
-            tag.v_bool = (
-                value if isinstance(value, bool) else str(value).lower() in ("true", "1", "t")
-            )
-        elif v_type == pb.INT64:
-            tag.v_int64 = int(value)  # type: ignore[arg-type]
-        elif v_type == pb.FLOAT64:
-            tag.v_float64 = float(value)  # type: ignore[arg-type]
-        elif v_type == pb.BINARY:
-            tag.v_binary = bytes.fromhex(str(value))
-        elif v_type == pb.STRING:
-            tag.v_str = value if isinstance(value, str) else "" if value is None else str(value)
-        else:
-            tag.v_str = f'<Unknown Jaeger TagType "{kind}">'
-            v_type = pb.STRING
-    except (TypeError, ValueError, OverflowError) as exc:  # Jaeger shows what it could not read
-        tag.v_str = f"Can't convert the type {kind} for the key {key}: {exc}"
-        v_type = pb.STRING
-    tag.v_type = v_type if v_type is not None else pb.STRING
-    return tag
-
-
-def _field_tag(key: str, value: object) -> pb.KeyValue:
-    """A `tag` object field: its JSON type is its tag type (Jaeger's `convertTagField`)."""
-    if isinstance(value, bool):
-        return pb.KeyValue(key=key, v_type=pb.BOOL, v_bool=value)
-    if isinstance(value, int) and value in _INT64:
-        return pb.KeyValue(key=key, v_type=pb.INT64, v_int64=value)
-    if isinstance(value, float):
-        return pb.KeyValue(key=key, v_type=pb.FLOAT64, v_float64=value)
-    if isinstance(value, str):
-        return pb.KeyValue(key=key, v_type=pb.STRING, v_str=value)
-    return pb.KeyValue(key=key, v_type=pb.STRING, v_str=f"invalid tag type in {value!r}")

@@ -3,10 +3,10 @@
 Elasticsearch 7 and OpenSearch 1-3 take legacy templates (`PUT _template/<name>`, patterns
 starting with `*` when there is no prefix); Elasticsearch 8 and 9 take composable ones
 (`PUT _index_template/<name>`, with a priority and the body under `template`). The fields are
-Jaeger's, plus three tracemesh adds, which Jaeger's readers ignore: `otlp` on spans (the OTLP
-span, stored but not indexed, so tracemesh reads back exactly what it took), `extraTags` on spans
-(scope and link attributes, nested like `tags`, so they are searchable) and `spanKind` on service
-documents (so operation lists carry kinds).
+Jaeger v2.20's (`scopeTag(s)` and `references.tags/flags/traceState` included), plus two
+tracemesh adds, which Jaeger's readers ignore: `otlp` on spans (the OTLP span, stored but not
+indexed, so tracemesh reads back exactly what it took) and `spanKind` on service documents (so
+operation lists carry kinds).
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ DYNAMIC_TEMPLATES: list[JSON] = [
     {"span_tags_map": {"mapping": _keyword(), "path_match": "tag.*"}},
     {"process_tags_map": {"mapping": _keyword(), "path_match": "process.tag.*"}},
 ]
+SPAN_DYNAMIC_TEMPLATES = [
+    *DYNAMIC_TEMPLATES,
+    {"scope_tags_map": {"mapping": _keyword(), "path_match": "scopeTag.*"}},
+]
 
 SPAN_PROPERTIES: JSON = {
     "traceID": _keyword(),
@@ -62,12 +66,25 @@ SPAN_PROPERTIES: JSON = {
     "references": {
         "type": "nested",
         "dynamic": False,
-        "properties": {"refType": _keyword(), "traceID": _keyword(), "spanID": _keyword()},
+        "properties": {
+            "refType": _keyword(),
+            "traceID": _keyword(),
+            "spanID": _keyword(),
+            "traceState": _keyword(),
+            "flags": {"type": "integer"},
+            "tags": _key_values(),
+        },
     },
     "tag": {"type": "object"},
     "tags": _key_values(),
-    "extraTags": _key_values(),  # tracemesh: scope and link attributes, searchable
-    "otlp": {"type": "binary"},  # tracemesh: the OTLP span, not indexed
+    "scopeTag": {"type": "object"},
+    "scopeTags": _key_values(),
+    "otlp": {"type": "binary"},
+    "ns": {
+        "type": "integer",
+        "index": False,
+        "doc_values": False,
+    },  # tracemesh: sub-µs parts  # tracemesh: the OTLP span, not indexed
 }
 
 SERVICE_PROPERTIES: JSON = {
@@ -82,7 +99,8 @@ PROPERTIES: dict[str, JSON] = {SPAN: SPAN_PROPERTIES, SERVICE: SERVICE_PROPERTIE
 def mapping(kind: str) -> JSON:
     if kind == DEPENDENCIES:
         return {}
-    return {"dynamic_templates": DYNAMIC_TEMPLATES, "properties": PROPERTIES[kind]}
+    templates = SPAN_DYNAMIC_TEMPLATES if kind == SPAN else DYNAMIC_TEMPLATES
+    return {"dynamic_templates": templates, "properties": PROPERTIES[kind]}
 
 
 def template(kind: str, config: ElasticConfig, mapping_version: int) -> tuple[str, JSON]:

@@ -3,8 +3,8 @@
 A trace search is one `bool` query over span documents (every filter must hold for one span)
 with a `terms` aggregation on `traceID` ordered by each trace's newest matching span. A tag
 `k=v` is a `should` over every place a tag lives: the `tag` and `process.tag` objects (key with
-`.` replaced) and the nested `tags`, `process.tags` and `logs.fields` (plus tracemesh's
-`extraTags`: scope and link attributes, which Jaeger's document has no place for).
+`.` replaced) and the nested `tags`, `process.tags` and `logs.fields` (Jaeger's places), plus
+`scopeTag(s)` and `references.tags`, where tracemesh keeps scope and link attributes.
 
 Values match as Jaeger matches them, as Lucene regular expressions (anchored: `a.*` is a prefix
 search), and also literally, so a value with regex characters still finds itself. A value that is
@@ -27,7 +27,7 @@ FALSE_WORDS = ("false", "0", "f")
 SCOPE_NAME_KEYS = ("scope.name", "otel.scope.name", "otel.library.name")
 SCOPE_VERSION_KEYS = ("scope.version", "otel.scope.version", "otel.library.version")
 STATUS_KEYS = ("otel.status_code", "span.status")
-NESTED_SPAN = ("tags", "logs.fields", "extraTags")
+NESTED_SPAN = ("tags", "logs.fields", "scopeTags")
 NESTED_PROCESS = ("process.tags",)
 
 
@@ -73,10 +73,16 @@ class QueryBuilder:
         if query.operation:
             must.append({"term": {"operationName": query.operation}})
         if query.span_kind is not None:
-            kind_tag = self._nested_exact("tags", "span.kind", query.span_kind.jaeger_name)
+            kind_field = "tag." + self.tag_fields.field("span.kind")  # tags-as-fields
             if query.span_kind is SpanKind.UNSPECIFIED:
                 must_not.append(self._nested_key("tags", "span.kind"))
+                if self.tag_fields.active:
+                    must_not.append({"exists": {"field": kind_field}})
             else:
+                name = query.span_kind.jaeger_name
+                kind_tag = self._nested_exact("tags", "span.kind", name)
+                if self.tag_fields.active:
+                    kind_tag = self._should(kind_tag, {"term": {kind_field: name}})
                 must.append(kind_tag)
         for key, value in query.tags.items():
             clause, negated = self.tag(key, value)
@@ -124,7 +130,7 @@ class QueryBuilder:
     ) -> list[JSON]:
         field = self.tag_fields.field(key)
         use_regex = self.regex if regex is None else regex
-        objects = ["process.tag"] if process_only else ["tag", "process.tag"]
+        objects = ["process.tag"] if process_only else ["tag", "process.tag", "scopeTag"]
         nested = NESTED_PROCESS if process_only else (*NESTED_SPAN, *NESTED_PROCESS)
         places = [self._value(f"{obj}.{field}", value, use_regex) for obj in objects]
         for path in nested:
@@ -138,6 +144,15 @@ class QueryBuilder:
                     ]}},
                 }
             })  # fmt: skip
+        if not process_only:  # link attributes: nested in the nested references
+            places.append({"nested": {"path": "references", "ignore_unmapped": True, "query": {
+                "nested": {"path": "references.tags", "ignore_unmapped": True, "query": {
+                    "bool": {"filter": [
+                        {"term": {"references.tags.key": key}},
+                        self._value("references.tags.value", value, use_regex),
+                    ]},
+                }},
+            }}})  # fmt: skip
         return places
 
     @staticmethod

@@ -127,13 +127,13 @@ class ElasticReader:
         self, service: str, span_kind: SpanKind | None = None
     ) -> list[Operation]:
         filters: list[JSON] = [{"term": {"serviceName": service}}]
-        if span_kind is SpanKind.UNSPECIFIED:
+        if span_kind is not None:
+            # A document without `spanKind` (Jaeger wrote it) matches any kind, as Jaeger's own
+            # reader ignores the kind on service documents; it is listed as unspecified.
             filters.append({"bool": {"should": [
-                {"term": {"spanKind": ""}},
+                {"term": {"spanKind": span_kind.jaeger_name}},
                 {"bool": {"must_not": {"exists": {"field": "spanKind"}}}},
             ]}})  # fmt: skip
-        elif span_kind is not None:
-            filters.append({"term": {"spanKind": span_kind.jaeger_name}})
         size = self._config.max_doc_count
         body: JSON = {
             "size": 0,

@@ -34,6 +34,7 @@ from tracemesh.storage.elasticsearch.documents import (
     span_document,
     split_process,
 )
+from tracemesh.storage.elasticsearch.fidelity import jaeger_keeps
 from tracemesh.storage.elasticsearch.indices import Indices
 
 log = logging.getLogger("tracemesh.storage.elasticsearch")
@@ -202,12 +203,17 @@ class ElasticWriter:
         self._indices = indices
         self._tag_fields = tag_fields
         self._services_written: set[tuple[str, str]] = set()
+        self._actions: dict[str, bytes] = {}  # index name -> its bulk action line
 
     async def write(self, batch: SpanBatch) -> None:
         items: list[bytes] = []
         new_services: list[tuple[str, str]] = []
         seen = self._services_written
-        count = 0
+        # Each bulk's worth is sent as soon as it is built, so the cluster indexes one while the
+        # next is converted (CPU here, CPU there: overlapped rather than taking turns).
+        sending: list[asyncio.Future[None]] = []
+        chunk = self._config.bulk_actions
+        actions = self._actions
         for group in batch.groups:
             process_doc = split_process(process(group.resource), self._tag_fields)
             service = process_doc["serviceName"]
@@ -216,10 +222,18 @@ class ElasticWriter:
             )
             for row in group.rows:
                 span = span_from_row(row.raw, group.resource, group.scope)
-                otlp = envelope.wrap(row.raw) if envelope is not None else None
+                # the exact copy only where Jaeger's document (with `ns`) would lose something
+                otlp = None
+                if envelope is not None and (self._tag_fields.active or not jaeger_keeps(span)):
+                    otlp = envelope.wrap(row.raw)
                 doc = span_document(span, process_doc, self._tag_fields, otlp)
-                action = {"index": {"_index": self._indices.write_span(row.start_ns)}}
-                items.append(orjson.dumps(action) + b"\n" + orjson.dumps(doc) + b"\n")
+                span_index = self._indices.write_span(row.start_ns)
+                action_line = actions.get(span_index)
+                if action_line is None:
+                    action_line = actions[span_index] = (
+                        orjson.dumps({"index": {"_index": span_index}}) + b"\n"
+                    )
+                items.append(action_line + orjson.dumps(doc) + b"\n")
                 kind = span.kind.jaeger_name
                 index = self._indices.write_service(row.start_ns)
                 doc_id = service_doc_id(service, span.name, kind)
@@ -230,13 +244,16 @@ class ElasticWriter:
                     action = {"index": {"_index": index, "_id": doc_id}}
                     body = {"serviceName": service, "operationName": span.name, "spanKind": kind}
                     items.append(orjson.dumps(action) + b"\n" + orjson.dumps(body) + b"\n")
-                count += 1
-                if count % 2000 == 0:
-                    await asyncio.sleep(0)  # converting is CPU work: let the loop breathe
-        try:
-            await self._indexer.index(items)
-        except BaseException:
+                if len(items) >= chunk:
+                    sending.append(asyncio.ensure_future(self._indexer.index(items)))
+                    items = []
+                    await asyncio.sleep(0)  # let it go out; converting is CPU work
+        if items:
+            sending.append(asyncio.ensure_future(self._indexer.index(items)))
+        results = await asyncio.gather(*sending, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
             seen.difference_update(new_services)  # not known to be written: write them again
-            raise
+            raise failed[0]
         if len(seen) > SERVICE_CACHE_SIZE:
             seen.clear()
