@@ -1,11 +1,13 @@
-"""`tracemesh operator`: turns `Jaeger` resources into running tracemesh roles and injects agents.
+"""`tracemesh operator`: turns `Jaeger` resources into running tracemesh roles, and answers the
+webhook that injects agents into Deployments and mesh sidecars into Pods.
 
-Level-triggered: every event (a resource added or changed, one of its objects changed, a periodic
-resync) puts the resource's key on a queue; a worker reads the resource, renders every object it
-needs, applies them server-side, deletes what it owns and no longer needs, and writes the status.
-Deleting a resource needs nothing here: its objects carry owner references and the garbage
-collector removes them. The same process serves the injection webhook from its in-memory view
-of the Jaeger resources and namespace annotations, and keeps the webhook's certificate current.
+Level-triggered: a resource is reconciled in full when its spec changes (a new generation), when
+an object it owns is deleted, and at every resync; a worker reads the resource, renders every
+object it needs, applies them server-side, deletes what it owns and no longer needs, and writes
+the status. A change in an owned workload's readiness only refreshes the status from the watched
+object. Deleting a resource needs nothing here: its objects carry owner references and the
+garbage collector removes them. The webhook answers from the operator's in-memory view of the
+Jaeger resources and namespaces; the operator keeps the webhook's certificate current.
 """
 
 from __future__ import annotations
