@@ -77,9 +77,11 @@ def trace_id(headers: Mapping[str, str]) -> str:
 def call(service: str, path: str, headers: Mapping[str, str], timeout: float = 10.0
          ) -> tuple[int, bytes]:  # fmt: skip
     """GET http://<service><path> through this instance's sidecar: (status, body); a failed
-    connection is (0, reason)."""
+    connection is (0, reason). `TRACEMESH_OUTBOUND=direct` calls the service itself, for a Pod
+    whose sidecar captures its traffic (Kubernetes)."""
     outbound = os.environ.get("TRACEMESH_OUTBOUND", "http://127.0.0.1:15001")
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": outbound}))
+    proxies = {} if outbound == "direct" else {"http": outbound}
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
     request = urllib.request.Request(f"http://{service}{path}", headers=dict(headers))
     try:
         with opener.open(request, timeout=timeout) as response:

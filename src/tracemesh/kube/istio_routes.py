@@ -20,6 +20,7 @@ from tracemesh.mesh.yaml_nodes import ConfigError
 
 MESH_GATEWAY = "mesh"  # Istio's name for "the sidecars" in a VirtualService's gateways
 _MATCH_KEYS = {"uri", "method", "headers"}
+BAGGAGE_HEADERS = ("baggage-", "uberctx-")
 _HTTP_KEYS = {"name", "match", "route", "timeout", "retries", "fault"}
 
 
@@ -76,9 +77,16 @@ def _match(match: Any, where: str) -> Json:
         headers = match["headers"]
         if not isinstance(headers, dict):
             raise _Refused(f"{where}.headers: must be an object")
-        out["headers"] = {
-            name: _string_match(v, f"{where}.headers.{name}") for name, v in headers.items()
-        }
+        for name, value in headers.items():
+            checked = _string_match(value, f"{where}.headers.{name}")
+            lower = str(name).lower()
+            # `baggage-<key>` and `uberctx-<key>` are how B3 and Jaeger clients carry baggage:
+            # matched as baggage, the rule holds whichever format the request's baggage uses
+            prefix = next((p for p in BAGGAGE_HEADERS if lower.startswith(p)), "")
+            if prefix and len(lower) > len(prefix):
+                out.setdefault("baggage", {})[lower[len(prefix) :]] = checked
+            else:
+                out.setdefault("headers", {})[name] = checked
     return out
 
 

@@ -296,3 +296,40 @@ def test_a_sidecar_follows_routing_changes_without_a_restart(
         for server, _ in servers:
             server.shutdown()
             server.server_close()
+
+
+def test_the_hello_demo_applies_and_the_control_plane_routes_it(
+    plane: ControlPlane, control: dict[str, int]
+) -> None:
+    """The seeds' path up to the Pods: `kubectl apply` of the demo's manifests; the Jaeger
+    instance runs, the controller manager's Pods carry the injected proxy (the gateway's do
+    not), and the control plane serves the namespace's routes and gateway routes."""
+    from pathlib import Path
+
+    manifests = Path(__file__).parents[3] / "src/tracemesh/demos/hello/kubernetes.yaml"
+    plane.kubectl("apply", "-f", str(manifests))
+
+    def pod(label: str) -> Any:
+        found = plane.get("pods", "-n", "hello", "-l", label)["items"]
+        return found[0] if found else None
+
+    hello = eventually(lambda: pod("app=hello"), timeout=30, what="hello's Pod")
+    proxy = {c["name"]: c for c in hello["spec"].get("initContainers") or []}["tracemesh-proxy"]
+    assert "--collector=tracing-collector.hello.svc:4317" in proxy["args"]
+    assert "--label=version=v1" in proxy["args"] and "--capture" in proxy["args"]
+    gateway = eventually(lambda: pod("istio=ingressgateway"), timeout=30, what="the gateway")
+    assert not gateway["spec"].get("initContainers")
+    url = f"http://127.0.0.1:{control['config']}/v1/config?namespace=hello&wait=1"
+
+    def routed() -> Any:
+        answer = _get_json(url)
+        mesh = yaml.safe_load(answer["mesh"])
+        return mesh if "formatter" in mesh.get("routes", {}) and mesh.get("gateway") else None
+
+    mesh = eventually(routed, timeout=20, what="the demo's routes")
+    assert mesh["routes"]["formatter"]["http"][0]["match"][0]["baggage"] == {
+        "user-agent": {"regex": ".*Netscape.*"}
+    }
+    assert mesh["gateway"]["routes"] == [
+        {"prefix": "/sayHello", "service": "hello", "hosts": ["*"]}
+    ]

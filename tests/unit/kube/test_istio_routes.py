@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -101,7 +102,7 @@ def test_the_hello_routing_becomes_the_mesh_files_routes() -> None:
     formatter = mesh.routes["formatter"]
     assert dict(formatter.subsets) == {"v1": {"version": "v1"}, "v2": {"version": "v2"}}
     first, second = formatter.http
-    assert first.match[0].headers["baggage-user-agent"].value == ".*Netscape.*"
+    assert first.match[0].baggage["user-agent"].value == ".*Netscape.*"  # any baggage format
     assert first.route[0].subset == "v2" and second.route[0].subset == "v1"
     assert first.retries is not None and first.retries.attempts == 2
     assert second.fault is not None and second.fault.delay is not None
@@ -171,3 +172,24 @@ def test_services_with_a_cluster_ip_carry_it_for_captured_calls() -> None:
     assert "db" not in out.registry
     registry = registry_from_mapping(out.registry)
     assert registry.service_at(("10.96.0.20", 8080)) == "formatter"
+
+
+def test_the_hello_demos_kubernetes_manifests_route_as_the_local_demo() -> None:
+    manifests = Path(__file__).parents[3] / "src/tracemesh/demos/hello/kubernetes.yaml"
+    documents = [d for d in yaml.safe_load_all(manifests.read_text()) if d]
+    kinds: dict[str, list[Any]] = {}
+    for doc in documents:
+        kinds.setdefault(doc["kind"], []).append(doc)
+    out = tables(
+        "hello", [], {}, kinds["VirtualService"], kinds["DestinationRule"], kinds["Gateway"], {}
+    )
+    assert out.problems == []
+    mesh = load_mesh(yaml.safe_dump(out.mesh))
+    rule = mesh.routes["formatter"].http[0]
+    assert rule.match[0].baggage["user-agent"].value == ".*Netscape.*"
+    assert rule.route[0].subset == "v2"
+    assert mesh.gateway is not None
+    assert [(r.prefix, r.service) for r in mesh.gateway.routes] == [("/sayHello", "hello")]
+    hello = next(d for d in kinds["Deployment"] if d["metadata"]["name"] == "hello-v1")
+    env = {e["name"]: e["value"] for e in hello["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRACEMESH_OUTBOUND"] == "direct"  # no HTTP_PROXY: the sidecar captures
