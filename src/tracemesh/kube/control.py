@@ -33,7 +33,7 @@ from tracemesh.kube.cluster import Cluster
 from tracemesh.kube.istio_routes import Problem, Tables, tables
 from tracemesh.kube.jaeger_resource import Json
 from tracemesh.runtime.admin import build_app as admin_app
-from tracemesh.runtime.http_server import HttpServer
+from tracemesh.runtime.http_server import serve
 from tracemesh.runtime.lifecycle import Listener
 from tracemesh.runtime.tasks import TaskOwner
 
@@ -117,32 +117,19 @@ class ControlPlane:
     async def start(self) -> None:
         s = self.settings
         await self.cluster.start()
-        server = HttpServer("config", self.app(), s.host, s.port)
-        server.start(self.tasks)
-        await server.wait_started()
-        self.port = server.port
-        self.listeners.append(
-            Listener(
-                "config",
-                f"http://{s.host}:{server.port}/v1/config",
-                server.stop,
-                lambda: server.serving,
-                False,
-            )
+        server, listener = await serve(
+            "config", self.app(), s.host, s.port, self.tasks, "/v1/config"
         )
-        admin = HttpServer("admin", admin_app(self.metrics, self._health), s.host, s.admin_port)
-        admin.start(self.tasks)
-        await admin.wait_started()
-        self.admin_port = admin.port
-        self.listeners.append(
-            Listener(
-                "admin",
-                f"http://{s.host}:{admin.port}/health /metrics",
-                admin.stop,
-                lambda: admin.serving,
-                False,
-            )
+        admin, admin_listener = await serve(
+            "admin",
+            admin_app(self.metrics, self._health),
+            s.host,
+            s.admin_port,
+            self.tasks,
+            "/health /metrics",
         )
+        self.port, self.admin_port = server.port, admin.port
+        self.listeners += [listener, admin_listener]
         scopes: list[str | None] = list(s.watch_namespaces) or [None]
         for scope in scopes:
             for api_version, kind in WATCHED:

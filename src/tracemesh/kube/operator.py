@@ -39,7 +39,7 @@ from tracemesh.kube.webhook import (
 )
 from tracemesh.runtime import ports
 from tracemesh.runtime.admin import build_app as admin_app
-from tracemesh.runtime.http_server import HttpServer
+from tracemesh.runtime.http_server import serve
 from tracemesh.runtime.lifecycle import Listener
 from tracemesh.runtime.tasks import TaskOwner
 
@@ -165,38 +165,20 @@ class Operator:
             PATH: lambda body: review(body, self.instances.values(), self.namespace_annotations),
             POD_PATH: lambda body: review_pod(body, self.namespace_labels, self.proxy_settings),
         }
-        webhook = HttpServer(
-            "webhook",
-            build_app(reviewers, self.metrics.webhook),
+        app = build_app(reviewers, self.metrics.webhook)
+        webhook, listener = await serve(
+            "webhook", app, s.host, s.webhook_port, self.tasks, PATH, tls=self._tls
+        )
+        admin, admin_listener = await serve(
+            "admin",
+            admin_app(self.metrics, self._health),
             s.host,
-            s.webhook_port,
-            tls=self._tls,
+            s.admin_port,
+            self.tasks,
+            "/health /metrics",
         )
-        webhook.start(self.tasks)
-        await webhook.wait_started()
-        self.webhook_port = webhook.port
-        self.listeners.append(
-            Listener(
-                "webhook",
-                f"https://{s.host}:{webhook.port}{PATH}",
-                webhook.stop,
-                lambda: webhook.serving,
-                False,
-            )
-        )
-        admin = HttpServer("admin", admin_app(self.metrics, self._health), s.host, s.admin_port)
-        admin.start(self.tasks)
-        await admin.wait_started()
-        self.admin_port = admin.port
-        self.listeners.append(
-            Listener(
-                "admin",
-                f"http://{s.host}:{admin.port}/health /metrics",
-                admin.stop,
-                lambda: admin.serving,
-                False,
-            )
-        )
+        self.webhook_port, self.admin_port = webhook.port, admin.port
+        self.listeners += [listener, admin_listener]
         scopes: list[str | None] = list(s.watch_namespaces) or [None]
         for scope in scopes:
             self.tasks.spawn(f"watch-jaegers:{scope or '*'}", self._watch_jaegers(scope))

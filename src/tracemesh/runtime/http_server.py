@@ -11,6 +11,7 @@ from collections.abc import Generator
 import uvicorn
 from starlette.types import ASGIApp
 
+from tracemesh.runtime.lifecycle import Listener
 from tracemesh.runtime.tasks import TaskOwner
 
 
@@ -80,3 +81,23 @@ class HttpServer:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         self._sock.close()
+
+
+async def serve(
+    name: str,
+    app: ASGIApp,
+    host: str,
+    port: int,
+    tasks: TaskOwner,
+    path: str = "",
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> tuple[HttpServer, Listener]:
+    """Start one server under `tasks` and wait until it listens: the server, and the `Listener`
+    a process keeps for it (not intake: it takes no spans)."""
+    server = HttpServer(name, app, host, port, tls=tls)
+    server.start(tasks)
+    await server.wait_started()
+    scheme = "https" if tls is not None else "http"
+    where = f"{scheme}://{host}:{server.port}{path}"
+    return server, Listener(name, where, server.stop, lambda: server.serving, False)
