@@ -257,9 +257,12 @@ def test_deleting_the_resource_deletes_everything(
     running(plane, namespace, "doomed")
     assert names(plane, "daemonset", namespace, "doomed")
     plane.kubectl("delete", "jaeger", "doomed", "-n", namespace)
+    # the controller manager's garbage collector learns of a new CRD's kind at its discovery
+    # resync (every 30 s): soon after the CRD is made, collection can take that long
     for kind in ("deployment", "service", "configmap", "ingress", "daemonset"):
         eventually(
             lambda kind=kind: not names(plane, kind, namespace, "doomed"),
+            timeout=90,
             what=f"{kind}s of a deleted resource collected",
         )
 
