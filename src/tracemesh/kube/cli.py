@@ -32,6 +32,28 @@ def _namespaces(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _cluster_arguments(parser: argparse.ArgumentParser, namespace_help: str) -> None:
+    """What the long-running commands share: where the API server is, their own namespace and
+    the namespaces they watch, read from the variables Jaeger's operator reads."""
+    env = os.environ
+    parser.add_argument(
+        "--kubeconfig",
+        default=env.get("KUBECONFIG", ""),
+        help="kubeconfig file (default: in-cluster service account)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=env.get("POD_NAMESPACE", "tracemesh"),
+        help=f"{namespace_help} (env POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--watch-namespace",
+        default=env.get("WATCH_NAMESPACE", ""),
+        help="namespaces to watch, comma-separated; empty for all (env WATCH_NAMESPACE)",
+    )
+    parser.add_argument("--log-level", default="info")
+
+
 def add_parsers(sub: Any) -> None:
     env = os.environ
     op = sub.add_parser(
@@ -40,21 +62,7 @@ def add_parsers(sub: Any) -> None:
         description=OPERATOR_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    op.add_argument(
-        "--kubeconfig",
-        default=env.get("KUBECONFIG", ""),
-        help="kubeconfig file (default: in-cluster service account)",
-    )
-    op.add_argument(
-        "--namespace",
-        default=env.get("POD_NAMESPACE", "tracemesh"),
-        help="the operator's own namespace (env POD_NAMESPACE)",
-    )
-    op.add_argument(
-        "--watch-namespace",
-        default=env.get("WATCH_NAMESPACE", ""),
-        help="namespaces to watch, comma-separated; empty for all (env WATCH_NAMESPACE)",
-    )
+    _cluster_arguments(op, "the operator's own namespace")
     op.add_argument(
         "--image",
         default=env.get("TRACEMESH_IMAGE", DEFAULT_IMAGE),
@@ -114,7 +122,6 @@ def add_parsers(sub: Any) -> None:
         default=100.0,
         help="percentage of new traces injected sidecars record",
     )
-    op.add_argument("--log-level", default="info")
 
     man = sub.add_parser("manifests", help=COMMANDS["manifests"], description=COMMANDS["manifests"])
     man.add_argument("--namespace", default="tracemesh", help="where the operator runs")
@@ -167,21 +174,10 @@ def add_parsers(sub: Any) -> None:
         description=COMMANDS["control"] + ". Proxies started with "
         "--control http://<this>:15010 follow their namespace's tables.",
     )
-    control.add_argument("--kubeconfig", default=env.get("KUBECONFIG", ""))
-    control.add_argument(
-        "--namespace",
-        default=env.get("POD_NAMESPACE", "tracemesh"),
-        help="where the mesh settings ConfigMap (tracemesh-mesh) lives",
-    )
-    control.add_argument(
-        "--watch-namespace",
-        default=env.get("WATCH_NAMESPACE", ""),
-        help="namespaces to watch, comma-separated; empty for all",
-    )
+    _cluster_arguments(control, "where the mesh settings ConfigMap (tracemesh-mesh) lives")
     control.add_argument("--host", default="0.0.0.0")
     control.add_argument("--port", type=int, default=15010, help="the proxies' config port")
     control.add_argument("--admin.http-port", dest="admin_port", type=int, default=15014)
-    control.add_argument("--log-level", default="info")
 
 
 def run(args: argparse.Namespace) -> int:
